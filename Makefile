@@ -1,0 +1,39 @@
+# Everything a fresh Debian machine needs, then the daemon, the demo and the tests.
+VENV      := .venv
+PY        := $(VENV)/bin/python
+DEB_PKGS  := busybox-static iptables zstd
+DEMO_ROOT ?= /var/lib/dockyard
+DEMO_SOCK ?= /run/dockyard/dockyard.sock
+
+.PHONY: install demo test unit integration bench stop clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Start dockyardd in the background, make busybox:latest from the host's static
+# busybox (no network), and run it.
+demo: install
+	scripts/demo.sh
+
+test: install
+	$(PY) -m pytest -q
+
+unit: install
+	$(PY) -m pytest -q tests/unit
+
+integration: install
+	$(PY) -m pytest -q tests/integration
+
+bench: install
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+stop:
+	@test -f /run/dockyard/dockyardd.pid && kill $$(cat /run/dockyard/dockyardd.pid) || true

@@ -1,0 +1,1 @@
+"""One module per object kind; each has `register(router)`."""

@@ -1,0 +1,117 @@
+"""A real dockyardd on a temporary data root and socket, and the ways to drive it:
+our CLI, the docker CLI, docker-py, and raw API calls."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+BIN = Path(sys.executable).parent
+DOCKYARDD = str(BIN / "dockyardd")
+DOCKYARD = str(BIN / "dockyard")
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Daemon:
+    """One dockyardd process and the ways to talk to it."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.root = os.path.join(base, "root")
+        self.exec_root = os.path.join(base, "exec")
+        self.socket = os.path.join(base, "d.sock")
+        self.host = "unix://" + self.socket
+        self.log_path = os.path.join(base, "daemon.log")
+        self.proc: subprocess.Popen | None = None
+        self.docker_config = os.path.join(base, "docker-config")
+        os.makedirs(self.docker_config)
+
+    def start(self, *extra: str) -> "Daemon":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [DOCKYARDD, "--data-root", self.root, "--exec-root", self.exec_root,
+             "-H", self.host, *extra], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_for(self._answers, what=f"dockyardd on {self.socket} (log: {self.log()})")
+        return self
+
+    def _answers(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"dockyardd exited with {self.proc.returncode}:\n{self.log()}")
+        if not os.path.exists(self.socket):
+            return False
+        try:
+            self.api().request("GET", "/_ping").read()
+            return True
+        except (ConnectionError, OSError):
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("DOCKER_HOST", None)
+        env.pop("DOCKYARD_HOST", None)
+        env["DOCKER_CONFIG"] = self.docker_config
+        env["DOCKER_BUILDKIT"] = "0"
+        return env
+
+    def run_cli(self, *args: str, input: bytes | str | None = None, timeout: float = 60,
+                check: bool = False) -> subprocess.CompletedProcess:
+        return self._run([DOCKYARD, "-H", self.host, *args], input, timeout, check)
+
+    def docker(self, *args: str, input: bytes | str | None = None, timeout: float = 60,
+               check: bool = False) -> subprocess.CompletedProcess:
+        return self._run(["docker", "-H", self.host, *args], input, timeout, check)
+
+    def _run(self, argv, input, timeout, check) -> subprocess.CompletedProcess:
+        text = not isinstance(input, bytes)
+        result = subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
+                                env=self.env(), text=text)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{argv} failed ({result.returncode}):\n"
+                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+    def client(self):
+        import docker
+        return docker.DockerClient(base_url=self.host, version="auto", timeout=60)
+
+    def api(self):
+        from dockyard.client import Client
+        return Client(self.host)
+
+
+def mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
