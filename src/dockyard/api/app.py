@@ -92,7 +92,7 @@ def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
 
 
 def create_app(daemon) -> web.Application:
-    from dockyard.api.routes import images, system
+    from dockyard.api.routes import containers, events, images, system
 
     app = web.Application(middlewares=[_middleware], client_max_size=0)
     app.on_response_prepare.append(_add_headers)
@@ -100,6 +100,8 @@ def create_app(daemon) -> web.Application:
     router = Router(app)
     system.register(router)
     images.register(router)
+    containers.register(router)
+    events.register(router)
 
     async def not_found(request: web.Request) -> web.Response:
         return errors.error_response(404, "page not found")

@@ -18,6 +18,7 @@ DEFAULT_EXEC_ROOT = "/run/dockyard"
 FILE_KEYS = {
     "hosts": "hosts", "data_root": "data-root", "exec_root": "exec-root",
     "pidfile": "pidfile", "debug": "debug", "log_level": "log-level", "labels": "labels",
+    "default_runtime": "default-runtime", "runtimes": "runtimes",
 }
 
 
@@ -34,6 +35,8 @@ class Config:
     debug: bool = False
     log_level: str = "info"
     labels: list[str] = field(default_factory=list)
+    default_runtime: str = "dockyard"
+    runtimes: dict = field(default_factory=dict)  # name -> {"path": ...}, as daemon.json
 
     @property
     def pidfile_path(self) -> str:
@@ -53,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-l", "--log-level", dest="log_level",
                    choices=["debug", "info", "warn", "error", "fatal"], help="logging level (default info)")
     p.add_argument("--label", dest="labels", action="append", help="set key=value labels on the daemon")
+    p.add_argument("--default-runtime", dest="default_runtime",
+                   help="default OCI runtime for containers (default dockyard)")
+    p.add_argument("--add-runtime", dest="runtimes", action="append", metavar="NAME=PATH",
+                   help="register an additional OCI runtime")
     p.add_argument("-v", "--version", action="store_true", help="print version information and quit")
     return p
 
@@ -82,6 +89,12 @@ def load(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     if both:
         raise ConfigError("the following directives are specified both as a flag and in the "
                           "configuration file: " + ", ".join(both))
+    if isinstance(config.runtimes, list):  # from --add-runtime name=path
+        pairs = [r.partition("=") for r in config.runtimes]
+        bad = [n for n, sep, path in pairs if not sep or not n or not path]
+        if bad:
+            raise ConfigError("invalid --add-runtime: use name=path")
+        config.runtimes = {n: {"path": path} for n, _, path in pairs}
     if config.debug:
         config.log_level = "debug"
     return config, args

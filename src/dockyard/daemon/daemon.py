@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 
+import os
+
 from dockyard.daemon.config import Config
+from dockyard.daemon.containers import ContainerService
 from dockyard.daemon.events import Events
 from dockyard.daemon.images import ImageService
+from dockyard.daemon.runtimes import Runtimes
 from dockyard.daemon.system import SystemService
 from dockyard.store.atomic import remove_stale_temps
 from dockyard.store.layout import Layout
@@ -25,6 +29,10 @@ class Daemon:
         self.layout.create()
         self.events = Events()
         self.images = ImageService(self.layout, self.events.emit)
+        self.runtimes = Runtimes(os.path.join(config.exec_root, "runtime"), config.default_runtime,
+                                 {name: r["path"] for name, r in config.runtimes.items()})
+        self.containers = ContainerService(self.layout, config.exec_root, self.images,
+                                           self.runtimes, self.events.emit)
         self.system = SystemService(self)
 
     def repair(self) -> None:
@@ -35,11 +43,17 @@ class Daemon:
         self.images.repair()
 
     def container_counts(self) -> dict[str, int]:
-        return {}
+        return self.containers.counts()
+
+    async def start(self) -> None:
+        """What needs the event loop: taking back the containers that kept running."""
+        await self.containers.restore()
+
+    async def stop(self) -> None:
+        await self.containers.shutdown()
 
 
 def _listdir(path: str) -> list[str]:
-    import os
     try:
         return os.listdir(path)
     except FileNotFoundError:
@@ -47,7 +61,6 @@ def _listdir(path: str) -> list[str]:
 
 
 def _remove(path: str) -> None:
-    import os
     import shutil
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)

@@ -91,6 +91,7 @@ async def _serve(config: Config) -> None:
 
     daemon = Daemon(config)
     daemon.repair()
+    await daemon.start()
     app = create_app(daemon)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
@@ -116,6 +117,7 @@ async def _serve(config: Config) -> None:
         await stop.wait()
         log.info("processing signal, shutting down")
     finally:
+        await daemon.stop()
         await runner.cleanup()
         for path in sockets:
             with contextlib.suppress(FileNotFoundError):

@@ -26,8 +26,14 @@ async def info(request: web.Request) -> web.Response:
     return json_response(await asyncio.to_thread(daemon.system.info))
 
 
+async def disk_usage(request: web.Request) -> web.Response:
+    from dockyard.daemon.system import disk_usage as usage
+    return json_response(await asyncio.to_thread(usage, request.app["daemon"]))
+
+
 def register(router: Router) -> None:
     router.add("GET", "/_ping", ping)
     router.add("HEAD", "/_ping", ping)
     router.add("GET", "/version", version)
     router.add("GET", "/info", info)
+    router.add("GET", "/system/df", disk_usage)

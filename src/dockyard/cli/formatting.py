@@ -1,0 +1,409 @@
+"""docker's output conventions: sizes, durations, truncation, `--format`, tables.
+
+The functions here follow github.com/docker/go-units (size.go, duration.go)
+and docker/cli's cli/command/formatter (formatter.go, displayutils.go,
+image.go) and cli/command/image/formatter_history.go, so that the same data
+prints the same characters. Everything here is pure: no daemon, no I/O.
+
+A listing is rendered as docker's formatter.Context does it:
+
+- the format "table" means the command's default table; "table TEMPLATE" is a
+  table with a header row made by running TEMPLATE over the header names;
+  "json" means `{{json .}}`; anything else is a template run once per row;
+- the leading "table" is cut, spaces around the rest trimmed, and the two-char
+  sequences backslash-t and backslash-n become a tab and a newline;
+- each row is the template's output plus "\\n"; tables go through the
+  tabwriter with minwidth 10, tabwidth 1, padding 3.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Iterable, Mapping
+
+# --- sizes (go-units size.go) --------------------------------------------------
+
+_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def _size_and_unit(size: float, base: float, units: tuple[str, ...]) -> tuple[float, str]:
+    i = 0
+    while size >= base and i < len(units) - 1:
+        size /= base
+        i += 1
+    return size, units[i]
+
+
+def human_size_with_precision(size: float, precision: int) -> str:
+    """HumanSizeWithPrecision: decimal units, `precision` significant digits ("1.98MB")."""
+    value, unit = _size_and_unit(float(size), 1000.0, _DECIMAL_UNITS)
+    return "%.*g%s" % (precision, value, unit)
+
+
+def human_size(size: float) -> str:
+    """HumanSize: four significant digits ("1.982MB")."""
+    return human_size_with_precision(size, 4)
+
+
+def bytes_size(size: float) -> str:
+    """BytesSize: binary units, four significant digits ("23.54GiB")."""
+    value, unit = _size_and_unit(float(size), 1024.0, _BINARY_UNITS)
+    return "%.4g%s" % (value, unit)
+
+
+# --- durations (go-units duration.go) ----------------------------------------
+
+
+def human_duration(seconds: float) -> str:
+    """HumanDuration of a duration in seconds ("About a minute", "3 days")."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def since(created: float, now: float | None = None) -> str:
+    """How long ago a Unix time was, as docker's CREATED column says it."""
+    now = time.time() if now is None else now
+    return human_duration(now - created) + " ago"
+
+
+def go_time_string(ts: int) -> str:
+    """Go's time.Unix(ts, 0).String() in the local zone: "2006-01-02 15:04:05 -0700 MST"."""
+    t = time.localtime(ts)
+    return time.strftime("%Y-%m-%d %H:%M:%S ", t) + _offset(t.tm_gmtoff, "") + " " + t.tm_zone
+
+
+def rfc3339(ts: int) -> str:
+    """Go's time.Unix(ts, 0).Format(time.RFC3339) in the local zone."""
+    t = time.localtime(ts)
+    offset = "Z" if t.tm_gmtoff == 0 else _offset(t.tm_gmtoff, ":")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + offset
+
+
+def _offset(seconds: int, sep: str) -> str:
+    sign = "-" if seconds < 0 else "+"
+    minutes = abs(seconds) // 60
+    return f"{sign}{minutes // 60:02d}{sep}{minutes % 60:02d}"
+
+
+# --- truncation ----------------------------------------------------------------
+
+
+def truncate_id(id: str) -> str:
+    """stringid.TruncateID: drop the algorithm, keep 12 characters."""
+    if ":" in id:
+        id = id.partition(":")[2]
+    return id[:12]
+
+
+def _char_width(ch: str) -> int:
+    import unicodedata
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def ellipsis(s: str, max_width: int) -> str:
+    """formatter.Ellipsis: cut to `max_width` display columns, ending in "…"."""
+    if max_width <= 0:
+        return ""
+    if max_width == 1:
+        return s[:1]
+    if s.isascii():
+        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+    widths = []
+    total = 0
+    for ch in s:
+        total += _char_width(ch)
+        widths.append(total)
+    if total <= max_width:
+        return s
+    for i in range(len(widths) - 1):
+        if widths[i] <= max_width - 1 < widths[i + 1]:
+            return s[: i + 1] + "…"
+    return s
+
+
+# --- JSON as Go prints it ------------------------------------------------------
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]|[^\s\[\]{},:"]+', re.S)
+
+
+def go_json_indent(src: str, indent: str = "    ") -> str:
+    """encoding/json.Indent: re-indent JSON text, keeping every token as written.
+
+    docker prints `inspect` output this way, from the daemon's raw bytes, so
+    escapes and key order are the daemon's; empty arrays and objects stay "[]"
+    and "{}".
+    """
+    out: list[str] = []
+    depth = 0
+    pending_open = False  # just saw "[" or "{": indent unless it closes at once
+    for m in _JSON_TOKEN.finditer(src):
+        tok = m.group()
+        if pending_open:
+            pending_open = False
+            if tok in ("]", "}"):
+                out.append(tok)
+                continue
+            depth += 1
+            out.append("\n" + indent * depth)
+        if tok in ("[", "{"):
+            out.append(tok)
+            pending_open = True
+        elif tok == ",":
+            out.append(",\n" + indent * depth)
+        elif tok == ":":
+            out.append(": ")
+        elif tok in ("]", "}"):
+            depth -= 1
+            out.append("\n" + indent * depth + tok)
+        else:
+            out.append(tok)
+    return "".join(out)
+
+
+def go_quote(s: str) -> str:
+    """strconv.Quote for the strings users type (what docker's %q prints)."""
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+# --- --format --------------------------------------------------------------------
+
+
+def is_table(fmt: str) -> bool:
+    return fmt.startswith("table")
+
+
+def template_body(fmt: str) -> str:
+    """formatter.Context.preFormat: the template text a format stands for."""
+    if is_table(fmt):
+        body = fmt[len("table"):]
+    elif fmt == "json":
+        body = "{{json .}}"
+    else:
+        body = fmt
+    return body.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
+
+
+class FormatError(Exception):
+    """A template did not parse or run; the message is docker's."""
+
+
+def render(fmt: str, rows: Iterable[Mapping[str, Any]], header: Mapping[str, str]) -> str:
+    """formatter.Context.Write: every row through the format, a table if asked."""
+    from dockyard.cli import gotemplate
+    body = template_body(fmt)
+    try:
+        if is_table(fmt):
+            return gotemplate.render_table(body, list(rows), dict(header))
+        tmpl = gotemplate.parse(body)
+        return "".join(tmpl.execute(row) + "\n" for row in rows)
+    except gotemplate.TemplateError as e:
+        raise FormatError(f"template parsing error: {e}") from None
+
+
+# --- images (formatter/image.go) -------------------------------------------------
+
+DEFAULT_IMAGE_TABLE = ("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t"
+                       "{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}")
+DEFAULT_IMAGE_TABLE_DIGEST = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t"
+                              "{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t"
+                              "{{.Size}}")
+QUIET_FORMAT = "{{.ID}}"
+
+IMAGE_HEADER = {
+    "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
+    "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+    "Containers": "CONTAINERS", "VirtualSize": "SIZE", "SharedSize": "SHARED SIZE",
+    "UniqueSize": "UNIQUE SIZE",
+}
+
+
+def image_format(fmt: str, quiet: bool, digests: bool) -> str:
+    """formatter.NewImageFormat: the format `images` renders with."""
+    if fmt in ("", "table"):
+        if quiet:
+            return QUIET_FORMAT
+        return DEFAULT_IMAGE_TABLE_DIGEST if digests else DEFAULT_IMAGE_TABLE
+    if is_table(fmt) and digests and "{{.Digest}}" not in fmt:
+        fmt += "\t{{.Digest}}"
+    return fmt
+
+
+def familiar_name(name: str) -> str:
+    """reference.FamiliarName of a normalized repository name."""
+    for domain in ("docker.io/", "index.docker.io/"):
+        if name.startswith(domain):
+            rest = name[len(domain):]
+            if rest.startswith("library/") and "/" not in rest[len("library/"):]:
+                rest = rest[len("library/"):]
+            return rest
+    return name
+
+
+_REPO_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._:/\[\]-]*")
+
+
+def split_reference(ref: str) -> tuple[str, str | None, str | None] | None:
+    """(familiar repository, tag, digest) of a RepoTags/RepoDigests entry, or None
+    for what docker cannot parse (such as "<none>:<none>")."""
+    name, _, digest = ref.partition("@")
+    tag = None
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        name, tag = name[:colon], name[colon + 1:]
+    if not _REPO_NAME.fullmatch(name) or name.lower() != name:
+        return None
+    return familiar_name(name), tag, digest or None
+
+
+def _is_dangling(img: Mapping[str, Any]) -> bool:
+    tags = img.get("RepoTags") or []
+    digests = img.get("RepoDigests") or []
+    if not tags and not digests:
+        return True
+    return tags == ["<none>:<none>"] and digests == ["<none>@<none>"]
+
+
+def image_rows(images: Iterable[Mapping[str, Any]], trunc: bool = True, digests: bool = False,
+               need_digest: bool = False, now: float | None = None) -> list[dict[str, str]]:
+    """One row per repository:tag, as formatter.imageFormat makes them.
+
+    `digests` is --digests; `need_digest` is true when the format shows
+    {{.Digest}} even without it. A tag shows once per digest of its repository
+    when digests are wanted, with "<none>" when it has none.
+    """
+    rows = []
+    for img in images:
+        if _is_dangling(img):
+            rows.append(image_row(img, "<none>", "<none>", "<none>", trunc, now))
+            continue
+        repo_tags: dict[str, list[str]] = {}
+        repo_digests: dict[str, list[str]] = {}
+        for ref in img.get("RepoTags") or []:
+            parsed = split_reference(ref)
+            if parsed and parsed[1] is not None:
+                repo_tags.setdefault(parsed[0], []).append(parsed[1])
+        for ref in img.get("RepoDigests") or []:
+            parsed = split_reference(ref)
+            if parsed and parsed[2] is not None:
+                repo_digests.setdefault(parsed[0], []).append(parsed[2])
+        for repo, tags in repo_tags.items():
+            dgsts = repo_digests.pop(repo, [])
+            if not (digests or need_digest):
+                dgsts = []
+            for tag in tags:
+                for dgst in dgsts or ["<none>"]:
+                    rows.append(image_row(img, repo, tag, dgst, trunc, now))
+        for repo, dgsts in repo_digests.items():
+            if digests:
+                rows.extend(image_row(img, repo, "<none>", d, trunc, now) for d in dgsts)
+            else:
+                rows.append(image_row(img, repo, "<none>", "", trunc, now))
+    return rows
+
+
+def image_row(img: Mapping[str, Any], repo: str, tag: str, digest: str, trunc: bool,
+              now: float | None = None) -> dict[str, str]:
+    """The fields of formatter.imageContext, in the order `{{json .}}` prints them."""
+    size = img.get("Size", 0)
+    shared = img.get("SharedSize", -1)
+    containers = img.get("Containers", -1)
+    created = img.get("Created", 0)
+    image_id = img.get("Id", "")
+    return {
+        "Containers": "N/A" if containers == -1 else str(containers),
+        "CreatedAt": go_time_string(created),
+        "CreatedSince": since(created, now),
+        "Digest": digest,
+        "ID": truncate_id(image_id) if trunc else image_id,
+        "Repository": repo,
+        "SharedSize": "N/A" if shared == -1 else human_size(shared),
+        "Size": human_size_with_precision(size, 3),
+        "Tag": tag,
+        "UniqueSize": "N/A" if size == -1 or shared == -1 else human_size(size - shared),
+        "VirtualSize": human_size(size),
+    }
+
+
+# --- history (image/formatter_history.go) -------------------------------------------
+
+DEFAULT_HISTORY_TABLE = ("table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t"
+                         "{{.Comment}}")
+NON_HUMAN_HISTORY_TABLE = "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+HISTORY_HEADER = {
+    "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+    "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT",
+}
+_EPOCH_2000 = 946684800  # history shows "N/A" for anything created before 2000
+
+
+def history_format(fmt: str, quiet: bool, human: bool) -> str:
+    if fmt in ("", "table"):
+        if quiet:
+            return QUIET_FORMAT
+        return DEFAULT_HISTORY_TABLE if human else NON_HUMAN_HISTORY_TABLE
+    return fmt
+
+
+def history_rows(history: Iterable[Mapping[str, Any]], trunc: bool = True, human: bool = True,
+                 now: float | None = None) -> list[dict[str, str]]:
+    rows = []
+    for h in history:
+        created = h.get("Created", 0)
+        created_at = rfc3339(created)
+        if not human:
+            created_since = created_at
+        elif created <= _EPOCH_2000:
+            created_since = "N/A"
+        else:
+            created_since = since(created, now)
+        created_by = (h.get("CreatedBy") or "").replace("\t", " ")
+        size = h.get("Size", 0)
+        image_id = h.get("Id", "")
+        rows.append({
+            "Comment": h.get("Comment") or "",
+            "CreatedAt": created_at,
+            "CreatedBy": ellipsis(created_by, 45) if trunc else created_by,
+            "CreatedSince": created_since,
+            "ID": truncate_id(image_id) if trunc else image_id,
+            "Size": human_size_with_precision(size, 3) if human else str(size),
+        })
+    return rows

@@ -1,0 +1,207 @@
+"""Containers as the Engine API shows them: inspect, the `ps` list, its filters."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from dockyard import errdefs
+from dockyard.daemon.container import Container, parse_time
+from dockyard.storage.layer import chain_ids
+
+PS_FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "since",
+              "health", "network", "volume", "publish", "expose", "is-task", "isolation"}
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+def _network_mode(c: Container) -> str:
+    mode = c.host_config.get("NetworkMode") or "default"
+    return "bridge" if mode == "default" else mode
+
+
+def _endpoint(network: str) -> dict[str, Any]:
+    return {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "",
+            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": "", "DriverOpts": None}
+
+
+def network_settings(c: Container) -> dict[str, Any]:
+    mode = _network_mode(c)
+    networks = {} if mode.startswith("container:") else {mode: _endpoint(mode)}
+    return {
+        "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
+        "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+        "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks,
+    }
+
+
+def inspect(svc, c: Container, size: bool = False) -> dict[str, Any]:
+    out = copy.deepcopy(c.record)
+    state = out["State"]
+    state.pop("StoppedByUser", None)
+    order = ["Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath", "HostnamePath",
+             "HostsPath", "LogPath", "Name", "RestartCount", "Driver", "Platform", "MountLabel",
+             "ProcessLabel", "AppArmorProfile", "ExecIDs", "HostConfig"]
+    result = {k: out[k] for k in order if k in out}
+    result["GraphDriver"] = graph_driver(svc, c)
+    if size:
+        rw, rootfs = sizes(svc, c)
+        result["SizeRw"], result["SizeRootFs"] = rw, rootfs
+    result["Mounts"] = list(out.get("Mounts") or [])
+    result["Config"] = out["Config"]
+    result["NetworkSettings"] = network_settings(c)
+    return result
+
+
+def graph_driver(svc, c: Container) -> dict[str, Any]:
+    snapshots = svc.images.snapshots
+    try:
+        info = snapshots.stat(c.id)
+    except errdefs.NotFound:
+        return {"Data": None, "Name": "overlay2"}
+    lowers = []
+    parent = info.parent
+    while parent:
+        lowers.append(snapshots.fs_path(parent))
+        parent = snapshots.stat(parent).parent
+    upper = snapshots.fs_path(c.id)
+    data = {"LowerDir": ":".join(lowers), "MergedDir": svc.rootfs(c),
+            "UpperDir": upper, "WorkDir": upper.rsplit("/", 1)[0] + "/work"}
+    return {"Data": data, "Name": "overlay2"}
+
+
+def sizes(svc, c: Container) -> tuple[int, int]:
+    try:
+        rw = svc.images.snapshots.usage(c.id)
+    except errdefs.NotFound:
+        rw = 0
+    try:
+        image = svc.images.images.get(c.image_id)
+        base = svc.images.size(image)
+    except errdefs.NotFound:
+        base = 0
+    return rw, rw + base
+
+
+def summary(svc, c: Container, size: bool = False) -> dict[str, Any]:
+    mode = _network_mode(c)
+    out = {
+        "Id": c.id,
+        "Names": [c.name],
+        "Image": c.config.get("Image", ""),
+        "ImageID": c.image_id,
+        "Command": c.command_line(),
+        "Created": int(parse_time(c.record["Created"])),
+        "Ports": [],
+        "Labels": c.config.get("Labels") or {},
+        "State": c.state["Status"],
+        "Status": c.status_text(),
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
+        "NetworkSettings": {"Networks": {} if mode.startswith("container:") else {mode: _endpoint(mode)}},
+        "Mounts": list(c.record.get("Mounts") or []),
+    }
+    if size:
+        out["SizeRw"], out["SizeRootFs"] = sizes(svc, c)
+    return out
+
+
+def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
+    for item in wanted:
+        key, sep, value = item.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
+
+
+def select(svc, filters: dict[str, list[str]], all_: bool, limit: int, before: str | None,
+           since: str | None) -> list[Container]:
+    """The containers `ps` shows, newest first."""
+    for key in filters:
+        if key not in PS_FILTERS:
+            raise errdefs.InvalidParameter(f"invalid filter '{key}'")
+    for status in filters.get("status", []):
+        if status not in STATUSES:
+            raise errdefs.InvalidParameter(f"invalid filter 'status={status}'")
+    containers = sorted(svc.containers.values(), key=lambda c: c.record["Created"], reverse=True)
+    before_c = svc.get(before) if before else None
+    since_c = svc.get(since) if since else None
+    for value in filters.get("before", []):
+        before_c = svc.get(value)
+    for value in filters.get("since", []):
+        since_c = svc.get(value)
+    if limit > 0 or before_c or since_c or filters.get("status") or filters.get("exited"):
+        all_ = True
+    out = []
+    for c in containers:
+        if not all_ and not c.running:
+            continue
+        if before_c and c.record["Created"] >= before_c.record["Created"]:
+            continue
+        if since_c and c.record["Created"] <= since_c.record["Created"]:
+            continue
+        if not _keep(svc, c, filters):
+            continue
+        out.append(c)
+        if limit > 0 and len(out) >= limit:
+            break
+    return out
+
+
+def _keep(svc, c: Container, filters: dict[str, list[str]]) -> bool:
+    if "id" in filters and not any(c.id.startswith(v) for v in filters["id"]):
+        return False
+    if "name" in filters and not any(re.search(v, c.name.lstrip("/")) for v in filters["name"]):
+        return False
+    if "label" in filters and not _labels_match(c.config.get("Labels") or {}, filters["label"]):
+        return False
+    if "status" in filters and c.state["Status"] not in filters["status"]:
+        return False
+    if "exited" in filters:
+        try:
+            codes = {int(v) for v in filters["exited"]}
+        except ValueError:
+            raise errdefs.InvalidParameter("invalid filter 'exited'") from None
+        if c.running or c.state["Status"] == "created" or c.state["ExitCode"] not in codes:
+            return False
+    if "ancestor" in filters and not any(_descends(svc, c, v) for v in filters["ancestor"]):
+        return False
+    if "health" in filters:
+        health = (c.state.get("Health") or {}).get("Status", "none")
+        if health not in filters["health"]:
+            return False
+    if "network" in filters and _network_mode(c) not in filters["network"]:
+        return False
+    return True
+
+
+def _descends(svc, c: Container, ancestor: str) -> bool:
+    """`ancestor=` matches the container's image or any image it was built on."""
+    try:
+        image = svc.images.get(ancestor)
+    except errdefs.NotFound:
+        return False
+    if image.id == c.image_id:
+        return True
+    try:
+        mine = svc.images.images.get(c.image_id)
+    except errdefs.NotFound:
+        return False
+    theirs = chain_ids(image.diff_ids)
+    return bool(theirs) and chain_ids(mine.diff_ids)[:len(theirs)] == theirs and \
+        _parent_chain_contains(svc, mine.id, image.id)
+
+
+def _parent_chain_contains(svc, image_id: str, ancestor_id: str) -> bool:
+    current = image_id
+    while current:
+        if current == ancestor_id:
+            return True
+        try:
+            current = svc.images.images.get(current).parent
+        except errdefs.NotFound:
+            return False
+    return False

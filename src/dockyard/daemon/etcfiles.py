@@ -1,0 +1,70 @@
+"""The files docker writes for each container and bind-mounts into it:
+/etc/hostname, /etc/hosts and /etc/resolv.conf.
+
+They live in the container's directory under the data root, so they survive a
+daemon restart and can be rewritten in place when the network changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from dockyard.store import atomic
+
+HOSTS_DEFAULT = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+
+# What dockerd falls back to when the host only lists loopback resolvers,
+# which a container in its own network namespace cannot reach.
+DEFAULT_NAMESERVERS = ["8.8.8.8", "8.8.4.4"]
+
+
+def hosts(extra: list[tuple[str, str]]) -> str:
+    """`extra` is (address, names) lines: the container's own address and --add-host entries."""
+    return HOSTS_DEFAULT + "".join(f"{addr}\t{names}\n" for addr, names in extra)
+
+
+def resolv_conf(host_text: str, dns: list[str] | None = None, search: list[str] | None = None,
+                options: list[str] | None = None) -> str:
+    """The host's resolv.conf, with loopback nameservers removed (they mean
+    nothing inside another network namespace) and the user's overrides applied."""
+    nameservers, searches, opts, other = [], [], [], []
+    for line in host_text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith(("#", ";")):
+            continue
+        if words[0] == "nameserver" and len(words) > 1:
+            if not re.match(r"^(127\.|::1$|0\.0\.0\.0$)", words[1]):
+                nameservers.append(words[1])
+        elif words[0] in ("search", "domain"):
+            searches = words[1:]
+        elif words[0] == "options":
+            opts.extend(words[1:])
+        else:
+            other.append(line)
+    nameservers = list(dns or []) or nameservers or DEFAULT_NAMESERVERS
+    searches = list(search or []) or searches
+    opts = list(options or []) or opts
+    out = [f"nameserver {ns}" for ns in nameservers]
+    if searches:
+        out.append("search " + " ".join(searches))
+    if opts:
+        out.append("options " + " ".join(opts))
+    return "\n".join(out) + "\n"
+
+
+def write(directory: str, hostname: str, hosts_text: str, resolv_text: str) -> dict[str, str]:
+    paths = {"hostname": os.path.join(directory, "hostname"),
+             "hosts": os.path.join(directory, "hosts"),
+             "resolv.conf": os.path.join(directory, "resolv.conf")}
+    atomic.write_bytes(paths["hostname"], (hostname + "\n").encode())
+    atomic.write_bytes(paths["hosts"], hosts_text.encode())
+    atomic.write_bytes(paths["resolv.conf"], resolv_text.encode())
+    return paths
