@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import IO, Any, NoReturn
+
+TYPE_CHECKING = False  # typing costs ~10 ms at start-up; only type checkers need it
+if TYPE_CHECKING:
+    from typing import IO, Any, NoReturn
 
 PROG = "dockyard"
 
@@ -105,6 +108,15 @@ def _plural(word: str, n: int) -> str:
     return word if n == 1 else word + "s"
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse asks a formatter to check every flag it adds; the default one
+    measures the terminal first, importing shutil (and bz2, lzma) to do it.
+    Our help is made by format_help below, so any width will do."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=80)
+
+
 class Parser(argparse.ArgumentParser):
     """One command's flags and arguments.
 
@@ -114,7 +126,8 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, path: str, use: str, short: str, aliases: str = "",
                  args: tuple[int, int | None] = (0, None), interspersed: bool = True):
-        super().__init__(prog=path, add_help=False, allow_abbrev=False)
+        super().__init__(prog=path, add_help=False, allow_abbrev=False,
+                         formatter_class=_Formatter)
         self.path = path
         self.use_line = f"{path} {use}".rstrip()
         self.short = short
@@ -334,6 +347,29 @@ def group_help(path: str, short: str, commands: list[tuple[str, str]]) -> str:
     rows = "\n".join(f"  {name.ljust(width)}  {desc}" for name, desc in commands)
     return (f"Usage:  {path} COMMAND\n\n{short}\n\nCommands:\n{rows}\n\n"
             f"Run '{path} COMMAND --help' for more information on a command.\n")
+
+
+def api_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in version.split("."))
+    except ValueError:
+        return (0,)
+
+
+def require_api(cli: Cli, flag: str, minimum: str) -> None:
+    """A flag the daemon's API version must know, checked as docker checks it."""
+    response = cli.client.request("GET", "/_ping")
+    version = response.getheader("Api-Version") or ""
+    response.read()
+    if version and api_tuple(version) < api_tuple(minimum):
+        raise StatusError(f'"{flag}" requires API version {minimum}, '
+                          f"but the Docker daemon API version is {version}")
+
+
+def go_path_error(e: OSError, op: str = "open") -> str:
+    """Go's *PathError text: "open x.tar: no such file or directory"."""
+    reason = os.strerror(e.errno).lower() if e.errno else str(e)
+    return f"{op} {e.filename}: {reason}"
 
 
 def stream_is_terminal(stream: IO) -> bool:

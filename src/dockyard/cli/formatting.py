@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Iterable, Mapping
+
+TYPE_CHECKING = False  # typing costs ~10 ms at start-up; only type checkers need it
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping
 
 # --- sizes (go-units size.go) --------------------------------------------------
 
@@ -226,13 +229,63 @@ class FormatError(Exception):
     """A template did not parse or run; the message is docker's."""
 
 
-def render(fmt: str, rows: Iterable[Mapping[str, Any]], header: Mapping[str, str]) -> str:
+class Struct:
+    """A Go struct as templates see it: fields are attributes, in declaration
+    order, and a field that is not there is an error, not "<no value>"."""
+
+    def __init__(self, fields: Mapping[str, Any]):
+        self.__dict__.update(fields)
+
+
+def struct_type(go_name: str, base: type = Struct, fields: Mapping[str, str] | None = None) -> type:
+    """A Struct class whose type name in template errors is docker's Go type.
+
+    `fields` maps Go field names to the JSON keys they are stored under where
+    the two differ (APIVersion is "ApiVersion" in JSON): templates reach the
+    value by either name, and `{{json .}}` still prints the JSON key.
+    """
+    namespace: dict[str, Any] = {"__slots__": ()}
+    for go_field, key in (fields or {}).items():
+        namespace[go_field] = property(lambda self, key=key: self.__dict__.get(key))
+    return type(go_name, (base,), namespace)
+
+
+class Row(Struct):
+    """One row of a listing, as templates see docker's formatter contexts.
+
+    A struct, not a map: its fields are attributes, so `{{.Nope}}` fails
+    ("can't evaluate field Nope in type *formatter.imageContext") instead of
+    printing "<no value>". Subclasses carry docker's Go type name for that
+    message. go_json() is the context's MarshalJSON: the fields as a Go map
+    through json.Marshal, so keys sorted and <, >, & escaped ("\u003cnone\u003e").
+    """
+
+    def __init__(self, fields: Mapping[str, str]):
+        super().__init__(dict(sorted(fields.items())))
+
+    def _go_json(self) -> str:
+        import json
+        text = json.dumps(vars(self), ensure_ascii=False, separators=(",", ":"))
+        return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+                .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+ImageRow = struct_type("*formatter.imageContext", Row)
+HistoryRow = struct_type("*image.historyContext", Row)
+
+
+def render(fmt: str, rows: Iterable[Any], header: Mapping[str, str]) -> str:
     """formatter.Context.Write: every row through the format, a table if asked."""
     from dockyard.cli import gotemplate
     body = template_body(fmt)
+    rows = list(rows)
+    if body == "{{json .}}" and not is_table(fmt) and all(isinstance(r, Row) for r in rows):
+        # The whole row as JSON: docker's MarshalJSON, which escapes <, > and &
+        # (gotemplate's json cannot know a row's own marshaller).
+        return "".join(r._go_json() + "\n" for r in rows)
     try:
         if is_table(fmt):
-            return gotemplate.render_table(body, list(rows), dict(header))
+            return gotemplate.render_table(body, rows, dict(header))
         tmpl = gotemplate.parse(body)
         return "".join(tmpl.execute(row) + "\n" for row in rows)
     except gotemplate.TemplateError as e:
@@ -303,7 +356,7 @@ def _is_dangling(img: Mapping[str, Any]) -> bool:
 
 
 def image_rows(images: Iterable[Mapping[str, Any]], trunc: bool = True, digests: bool = False,
-               need_digest: bool = False, now: float | None = None) -> list[dict[str, str]]:
+               need_digest: bool = False, now: float | None = None) -> list[Row]:
     """One row per repository:tag, as formatter.imageFormat makes them.
 
     `digests` is --digests; `need_digest` is true when the format shows
@@ -341,14 +394,14 @@ def image_rows(images: Iterable[Mapping[str, Any]], trunc: bool = True, digests:
 
 
 def image_row(img: Mapping[str, Any], repo: str, tag: str, digest: str, trunc: bool,
-              now: float | None = None) -> dict[str, str]:
-    """The fields of formatter.imageContext, in the order `{{json .}}` prints them."""
+              now: float | None = None) -> Row:
+    """The fields of formatter.imageContext."""
     size = img.get("Size", 0)
     shared = img.get("SharedSize", -1)
     containers = img.get("Containers", -1)
     created = img.get("Created", 0)
     image_id = img.get("Id", "")
-    return {
+    return ImageRow({
         "Containers": "N/A" if containers == -1 else str(containers),
         "CreatedAt": go_time_string(created),
         "CreatedSince": since(created, now),
@@ -360,7 +413,7 @@ def image_row(img: Mapping[str, Any], repo: str, tag: str, digest: str, trunc: b
         "Tag": tag,
         "UniqueSize": "N/A" if size == -1 or shared == -1 else human_size(size - shared),
         "VirtualSize": human_size(size),
-    }
+    })
 
 
 # --- history (image/formatter_history.go) -------------------------------------------
@@ -384,7 +437,7 @@ def history_format(fmt: str, quiet: bool, human: bool) -> str:
 
 
 def history_rows(history: Iterable[Mapping[str, Any]], trunc: bool = True, human: bool = True,
-                 now: float | None = None) -> list[dict[str, str]]:
+                 now: float | None = None) -> list[Row]:
     rows = []
     for h in history:
         created = h.get("Created", 0)
@@ -398,12 +451,12 @@ def history_rows(history: Iterable[Mapping[str, Any]], trunc: bool = True, human
         created_by = (h.get("CreatedBy") or "").replace("\t", " ")
         size = h.get("Size", 0)
         image_id = h.get("Id", "")
-        rows.append({
+        rows.append(HistoryRow({
             "Comment": h.get("Comment") or "",
             "CreatedAt": created_at,
             "CreatedBy": ellipsis(created_by, 45) if trunc else created_by,
             "CreatedSince": created_since,
             "ID": truncate_id(image_id) if trunc else image_id,
             "Size": human_size_with_precision(size, 3) if human else str(size),
-        })
+        }))
     return rows

@@ -17,6 +17,8 @@ from dockyard.cli.command import (
     Cli,
     Parser,
     StatusError,
+    go_path_error,
+    require_api,
     stream_is_terminal,
 )
 
@@ -25,13 +27,10 @@ _IMAGE_SUBCOMMANDS = {"build", "history", "import", "inspect", "list", "load", "
                       "pull", "push", "rm", "save", "tag"}
 
 
-def filters_json(values: list[str] | None, parser: Parser | None = None,
-                 flag: str = "-f, --filter") -> str | None:
-    """`-f key=value` flags as the `filters` query parameter: {"key": ["value", ...]}.
-
-    Like docker's FilterOpt the key is lower-cased and both sides are trimmed;
-    a value given twice counts once.
-    """
+def parse_filters(values: list[str] | None, parser: Parser | None = None,
+                  flag: str = "-f, --filter") -> dict[str, list[str]]:
+    """`-f key=value` flags as docker's FilterOpt reads them: the key lower-cased,
+    both sides trimmed, a value given twice counted once."""
     filters: dict[str, list[str]] = {}
     for value in values or []:
         if value == "":
@@ -44,14 +43,19 @@ def filters_json(values: list[str] | None, parser: Parser | None = None,
         vals = filters.setdefault(key.strip().lower(), [])
         if val.strip() not in vals:
             vals.append(val.strip())
-    return json.dumps(filters, separators=(",", ":")) if filters else None
+    return filters
+
+
+def filters_param(filters: dict[str, list[str]]) -> str:
+    """The `filters` query parameter: {"key": ["value", ...]}."""
+    return json.dumps(filters, separators=(",", ":"))
 
 
 def _write(cli: Cli, text: str) -> None:
     cli.out.write(text)
 
 
-def _render(cli: Cli, fmt: str, rows: list[dict], header: dict[str, str]) -> None:
+def _render(cli: Cli, fmt: str, rows: list, header: dict[str, str]) -> None:
     try:
         _write(cli, formatting.render(fmt, rows, header))
     except formatting.FormatError as e:
@@ -74,16 +78,18 @@ def list_images(cli: Cli, argv: list[str], path: str) -> int:
     p.flag("--tree", help="List multi-platform images as a tree (EXPERIMENTAL)", hidden=True)
     opts = p.parse(argv)
     if opts.tree:
-        raise StatusError("--tree is not supported by this CLI")
-    filters = json.loads(filters_json(opts.filter, p) or "{}")
+        require_api(cli, "--tree", "1.47")
+        raise StatusError(f"--tree is not supported by {PROG}")
+    filters = parse_filters(opts.filter, p)
     match = opts.args[0] if opts.args else ""
-    if match:
-        filters.setdefault("reference", []).append(match)
+    if match and match not in filters.setdefault("reference", []):
+        filters["reference"].append(match)
+    filters = {k: v for k, v in filters.items() if v}
     query = {}
     if opts.all:
         query["all"] = "1"
     if filters:
-        query["filters"] = json.dumps(filters, separators=(",", ":"))
+        query["filters"] = filters_param(filters)
     images = cli.client.get("/images/json", query=query)
 
     fmt = formatting.image_format(opts.format, opts.quiet, opts.digests)
@@ -109,6 +115,8 @@ def history(cli: Cli, argv: list[str], path: str) -> int:
              '"os[/arch[/variant]]" (e.g., "linux/amd64")', hidden=True)
     p.flag("-q", "--quiet", help="Only show image IDs")
     opts = p.parse(argv)
+    if opts.platform:
+        require_api(cli, "--platform", "1.48")
     query = {"platform": _platform_json(opts.platform)} if opts.platform else None
     items = cli.client.get(f"/images/{opts.args[0]}/history", query=query)
     fmt = formatting.history_format(opts.format, opts.quiet, opts.human)
@@ -135,6 +143,8 @@ def inspect_images(cli: Cli, argv: list[str], path: str) -> int:
     p.option("--platform", help="Inspect a specific platform of the multi-platform image.",
              hidden=True)
     opts = p.parse(argv)
+    if opts.platform:
+        require_api(cli, "--platform", "1.49")
     from dockyard.cli import inspect
     return inspect.run_inspect(cli, opts.args, opts.format, [inspect.TYPES["image"]])
 
@@ -228,13 +238,12 @@ def prune(cli: Cli, argv: list[str], path: str) -> int:
              help='Provide filter values (e.g. "until=<timestamp>")')
     p.flag("-f", "--force", help="Do not prompt for confirmation")
     opts = p.parse(argv)
-    filters = json.loads(filters_json(opts.filter, p, "--filter") or "{}")
+    filters = parse_filters(opts.filter, p, "--filter")
     filters.setdefault("dangling", []).append("false" if opts.all else "true")
     if not opts.force:
         if not confirm(cli, _PRUNE_ALL_WARNING if opts.all else _PRUNE_DANGLING_WARNING):
             return 0  # docker treats "no" as a cancellation: no message, status 0
-    report = cli.client.post("/images/prune",
-                             query={"filters": json.dumps(filters, separators=(",", ":"))})
+    report = cli.client.post("/images/prune", query={"filters": filters_param(filters)})
     report = report or {}
     deleted = report.get("ImagesDeleted") or []
     reclaimed = 0
@@ -259,7 +268,6 @@ def _binary_stdin(cli: Cli):
 
 
 def _open_input(filename: str):
-    from dockyard.cli.main import go_path_error
     try:
         return open(filename, "rb")
     except OSError as e:
@@ -284,6 +292,8 @@ def load(cli: Cli, argv: list[str], path: str) -> int:
              '"os[/arch[/variant]]" (e.g., "linux/amd64")', hidden=True)
     p.flag("-q", "--quiet", help="Suppress the load output")
     opts = p.parse(argv)
+    if opts.platform:
+        require_api(cli, "--platform", "1.48")
     if opts.input:
         source = _open_input(opts.input)
     else:
@@ -312,6 +322,8 @@ def save(cli: Cli, argv: list[str], path: str) -> int:
     p.option("--platform", help='Save only the given platform variant. Formatted as '
              '"os[/arch[/variant]]" (e.g., "linux/amd64")', hidden=True)
     opts = p.parse(argv)
+    if opts.platform:
+        require_api(cli, "--platform", "1.48")
     if not opts.output and stream_is_terminal(cli.out):
         raise StatusError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     query: list[tuple[str, str]] = [("names", name) for name in opts.args]
@@ -335,8 +347,7 @@ def save(cli: Cli, argv: list[str], path: str) -> int:
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(opts.output))
     except OSError as e:
-        from dockyard.cli.main import go_path_error
-        raise StatusError(f"failed to save image: {go_path_error(e)}") from None
+            raise StatusError(f"failed to save image: {go_path_error(e)}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             response = cli.client.request("GET", "/images/get", query=query)
@@ -358,7 +369,6 @@ def save(cli: Cli, argv: list[str], path: str) -> int:
 def _destination_problem(filename: str) -> str:
     """atomicwriter's validateDestination: why `filename` cannot be written, or ""."""
     import stat
-    from dockyard.cli.main import go_path_error
     directory = os.path.dirname(filename)
     if directory not in ("", ".", ".."):
         try:
@@ -388,7 +398,7 @@ def _destination_problem(filename: str) -> str:
 def import_image(cli: Cli, argv: list[str], path: str) -> int:
     p = Parser(path, "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
                "Import the contents from a tarball to create a filesystem image",
-               aliases=f"{PROG} image import, {PROG} import", args=(1, 2))
+               aliases=f"{PROG} image import, {PROG} import", args=(1, None))
     p.option("-c", "--change", metavar="list", action="append",
              help="Apply Dockerfile instruction to the created image")
     p.option("-m", "--message", help="Set commit message for imported image", default="")

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import codecs
 import json
-from typing import IO, Any, Iterator
 
 from dockyard.cli.command import StatusError
+
+TYPE_CHECKING = False  # typing costs ~10 ms at start-up; only type checkers need it
+if TYPE_CHECKING:
+    from typing import IO, Any, Iterator
 
 
 def iter_messages(response: Any, chunk_size: int = 65536) -> Iterator[dict]:

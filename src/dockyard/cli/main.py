@@ -17,7 +17,15 @@ from __future__ import annotations
 import os
 import sys
 
-from dockyard.cli.command import PROG, Cli, HelpShown, StatusError, flag_usages, group_help
+from dockyard.cli.command import (
+    PROG,
+    Cli,
+    HelpShown,
+    StatusError,
+    flag_usages,
+    go_path_error,
+    group_help,
+)
 
 Entry = tuple[str, str, str]  # module (under dockyard.cli), function, short description
 
@@ -75,6 +83,7 @@ class GlobalOptions:
         self.help = False
 
 
+_LOG_LEVELS = {"panic", "fatal", "error", "warn", "warning", "info", "debug", "trace"}
 _VALUE_FLAGS = {"-H": "host", "--host": "host", "-l": "log_level", "--log-level": "log_level",
                 "--config": "config", "-c": "context", "--context": "context"}
 _BOOL_FLAGS = {"-D": "debug", "--debug": "debug", "-v": "version", "--version": "version",
@@ -177,6 +186,8 @@ def run(argv: list[str], cli: Cli | None = None) -> int:
         if opts.help or not args:
             (cli.out if cli else sys.stdout).write(top_help())
             return 0
+        if opts.log_level not in _LOG_LEVELS:
+            raise StatusError(f"Unable to parse logging level: {opts.log_level}")
         if cli is None:
             cli = Cli(host=opts.host, debug=opts.debug)
         else:
@@ -193,34 +204,31 @@ def run(argv: list[str], cli: Cli | None = None) -> int:
             err.write(e.message.rstrip("\n") + "\n")
         return e.status
     except Exception as e:  # noqa: BLE001 - every error ends as a message and a status
-        return _report(e, err)
+        return _report(e, err, cli)
     except KeyboardInterrupt:
         return 130
 
 
-def _report(e: Exception, err) -> int:
+def _report(e: Exception, err, cli: Cli | None) -> int:
     from dockyard.client.api import APIError
     if isinstance(e, APIError):
         err.write(f"Error response from daemon: {e.message}\n")
-        return 1
-    if isinstance(e, BrokenPipeError):
-        return 1
-    if isinstance(e, ConnectionError):
+    elif isinstance(e, BrokenPipeError):
+        pass
+    elif isinstance(e, ConnectionError):
         err.write(f"{e}\n")
-        return 1
-    if isinstance(e, OSError) and e.filename is not None:
+    elif isinstance(e, PermissionError) and e.filename is None and cli is not None:
+        host = cli.host_url
+        err.write(f"permission denied while trying to connect to the Docker daemon socket at "
+                  f"{host}: dial unix {host.removeprefix('unix://')}: connect: permission denied\n")
+    elif isinstance(e, OSError) and e.filename is not None:
         err.write(f"{go_path_error(e)}\n")
-        return 1
-    if os.environ.get("DOCKYARD_TRACEBACK"):
-        raise e
-    err.write(f"{e}\n")
+    else:
+        if (cli is not None and cli.debug) or os.environ.get("DOCKYARD_TRACEBACK"):
+            import traceback
+            traceback.print_exception(e, file=err)
+        err.write(f"{e}\n")
     return 1
-
-
-def go_path_error(e: OSError, op: str = "open") -> str:
-    """Go's *PathError text: "open x.tar: no such file or directory"."""
-    reason = os.strerror(e.errno).lower() if e.errno else str(e)
-    return f"{op} {e.filename}: {reason}"
 
 
 def main(argv: list[str] | None = None) -> int:

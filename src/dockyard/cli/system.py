@@ -10,10 +10,20 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any
 
 from dockyard.cli import formatting
-from dockyard.cli.command import INSPECT_FORMAT_HELP, PROG, Cli, Parser, StatusError
+from dockyard.cli.command import (
+    INSPECT_FORMAT_HELP,
+    PROG,
+    Cli,
+    Parser,
+    StatusError,
+    api_tuple,
+)
+
+TYPE_CHECKING = False  # typing costs ~10 ms at start-up; only type checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_API_VERSION = "1.41"
 CONTEXT = "default"
@@ -43,27 +53,39 @@ def client_version() -> dict[str, Any]:
     }
 
 
-def _api_tuple(version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in version.split("."))
-    except ValueError:
-        return (0,)
-
-
-def _parse_template(fmt: str):
+def _parse_template(fmt: str, name: str = ""):
     from dockyard.cli import gotemplate
     try:
         return gotemplate.parse("{{json .}}" if fmt == "json" else fmt)
     except gotemplate.TemplateError as e:
-        raise StatusError(f"template parsing error: {e}", 64) from None
+        raise StatusError(f"template parsing error: {_named(str(e), name)}", 64) from None
 
 
-def _execute(tmpl, data) -> str:
+def _named(message: str, name: str) -> str:
+    """docker names the version template "version"; its errors say so."""
+    if not name:
+        return message
+    message = message.replace("template: :", f"template: {name}:", 1)
+    return message.replace('executing "" at', f'executing "{name}" at', 1)
+
+
+# The Go types docker runs these templates over, so that a field that is not
+# there fails the way it fails in docker ("can't evaluate field X in type Y").
+_VersionInfo = formatting.struct_type("system.versionInfo")
+_ClientVersion = formatting.struct_type("system.clientVersion", fields={"APIVersion": "ApiVersion"})
+_ServerVersion = formatting.struct_type("*types.Version", fields={"APIVersion": "ApiVersion"})
+_DockerInfo = formatting.struct_type("system.dockerInfo", fields={
+    "HTTPProxy": "HttpProxy", "HTTPSProxy": "HttpsProxy", "CPUCfsPeriod": "CpuCfsPeriod",
+    "CPUCfsQuota": "CpuCfsQuota"})
+_ClientInfo = formatting.struct_type("*system.clientInfo", fields={"APIVersion": "ApiVersion"})
+
+
+def _execute(tmpl, data, name: str = "") -> str:
     from dockyard.cli import gotemplate
     try:
         return tmpl.execute(data)
     except gotemplate.TemplateError as e:
-        raise StatusError(str(e)) from None
+        raise StatusError(_named(str(e), name)) from None
 
 
 # --- version --------------------------------------------------------------------------
@@ -101,6 +123,10 @@ def _server_version(server: dict[str, Any]) -> dict[str, Any]:
             "BuildTime": _reformat_date(server.get("BuildTime", "")),
             "Experimental": "true" if server.get("Experimental") else "false",
         }})
+    # types.Version leaves these out when they are empty
+    for key in ("KernelVersion", "Experimental", "BuildTime"):
+        if key in server and not server[key]:
+            del server[key]
     return server
 
 
@@ -145,7 +171,7 @@ def version(cli: Cli, argv: list[str], path: str) -> int:
     p.option("-f", "--format", help=INSPECT_FORMAT_HELP, default="")
     opts = p.parse(argv)
     from dockyard.client.api import APIError
-    tmpl = _parse_template(opts.format) if opts.format else None
+    tmpl = _parse_template(opts.format, "version") if opts.format else None
     client = client_version()
     server = None
     failure: Exception | None = None
@@ -153,14 +179,22 @@ def version(cli: Cli, argv: list[str], path: str) -> int:
         server = _server_version(cli.client.get("/version") or {})
     except (APIError, ConnectionError) as e:
         failure = e
-    if server is not None and _api_tuple(server.get("ApiVersion", "")) < _api_tuple(
+    if server is not None and api_tuple(server.get("ApiVersion", "")) < api_tuple(
             client["DefaultAPIVersion"]):
         client["ApiVersion"] = server.get("ApiVersion", "")
     from dockyard.cli.tabwriter import tabwrite
     if tmpl is None:
         text = version_text(client, server)
     else:
-        text = _execute(tmpl, {"Client": client, "Server": server})
+        try:
+            data = _VersionInfo({"Client": _ClientVersion(client),
+                                 "Server": _ServerVersion(server) if server is not None else None})
+            text = _execute(tmpl, data, "version")
+        except StatusError:
+            cli.out.write("\n")  # docker ends the (partial) output with a newline anyway
+            if failure is None:
+                raise
+            raise failure from None  # ...and reports the connection failure, not the template
     cli.out.write(tabwrite(text + "\n", minwidth=20, tabwidth=1, padding=1))
     if failure is not None:
         raise failure
@@ -386,8 +420,16 @@ def info(cli: Cli, argv: list[str], path: str) -> int:
     data = dict(server_info or {})
     if server_errors:
         data["ServerErrors"] = server_errors
-    data["ClientInfo"] = client_info
-    cli.out.write(_execute(tmpl, data) + "\n")
+    data["ClientInfo"] = _ClientInfo(client_info)
+    try:
+        text = _execute(tmpl, _DockerInfo(data))
+    except StatusError:
+        cli.out.write("\n")
+        if connection_failure is None:
+            raise
+        text = None  # docker runs it over zero values; what matters is the failure below
+    if text is not None:
+        cli.out.write(text + "\n")
     if connection_failure:
         raise StatusError(str(connection_failure))
     return 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
-from typing import Any, BinaryIO, Iterator
 from urllib.parse import urlencode, quote
+
+from dockyard.client.transport import Connection, Response
+
+TYPE_CHECKING = False  # typing costs ~10 ms at start-up; only type checkers need it
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Iterator
 
 DEFAULT_HOST = "unix:///run/dockyard/dockyard.sock"
 USER_AGENT = "Dockyard-Client/0.1.0 (linux)"
@@ -26,34 +29,22 @@ class APIError(Exception):
         self.message = message
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None = None):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
 class Client:
     def __init__(self, host: str | None = None, timeout: float | None = None):
         self.host = host or default_host()
         self.timeout = timeout
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self) -> Connection:
         if self.host.startswith("unix://"):
-            return _UnixConnection(self.host[len("unix://"):], self.timeout)
+            return Connection(self.host[len("unix://"):], self.timeout)
         if self.host.startswith("tcp://") or self.host.startswith("http://"):
             hostport = self.host.split("://", 1)[1].rstrip("/")
-            return http.client.HTTPConnection(hostport, timeout=self.timeout)
+            host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "80")
+            return Connection((host.strip("[]"), int(port)), self.timeout, host_header=hostport)
         raise ValueError(f"unsupported host {self.host!r}")
 
     def request(self, method: str, path: str, query: dict | list | None = None,
-                body: Any = None, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+                body: Any = None, headers: dict[str, str] | None = None) -> Response:
         """Send a request and return the open response; raise APIError on >= 400."""
         url = quote(path, safe="/:@?=&")
         if query:
@@ -83,7 +74,10 @@ class Client:
                 message = json.loads(raw).get("message", "")
             except (ValueError, AttributeError):
                 message = raw.decode(errors="replace").strip()
-            raise APIError(response.status, message or http.client.responses.get(response.status, ""))
+            if not message:
+                import http.client  # only for the rare error without a message
+                message = http.client.responses.get(response.status, "")
+            raise APIError(response.status, message)
         return response
 
     def json(self, method: str, path: str, **kw: Any) -> Any:

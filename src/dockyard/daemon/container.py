@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import time
-from datetime import datetime, timezone
 from typing import Any
+
+from dockyard.runtime import logfile
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -49,19 +50,15 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 
 
 def now_rfc3339() -> str:
-    """RFC 3339 with nanoseconds, as Go prints time.Time."""
-    ns = time.time_ns()
-    stamp = datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{ns % 1_000_000_000:09d}Z"
+    """Now, as Go prints a time.Time in JSON (RFC 3339, nanoseconds, UTC)."""
+    return logfile.format_time(time.time_ns())
 
 
 def parse_time(text: str) -> float:
-    """Seconds since the epoch of an RFC 3339 time (nanoseconds kept as far as a float can)."""
+    """Seconds since the epoch of an RFC 3339 time; 0 for Go's zero time."""
     if not text or text.startswith("0001-"):
         return 0.0
-    head, _, rest = text.rstrip("Z").partition(".")
-    base = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-    return base + (float("0." + rest) if rest else 0.0)
+    return logfile.parse_time(text) / 1e9
 
 
 def new_state() -> dict[str, Any]:

@@ -133,7 +133,8 @@ class ContainerService:
 
     # -- create -----------------------------------------------------------------
     def create(self, body: dict[str, Any], name: str | None) -> dict[str, Any]:
-        from dockyard.runtime.spec import merge_image_config
+        from dockyard.runtime.spec import (merge_image_config, parse_security_opt,
+                                           tweak_capabilities)
         from dockyard.daemon.validate import validate_create
 
         if not body.get("Image"):
@@ -143,6 +144,11 @@ class ContainerService:
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
         config = merge_image_config(config, image.container_config)
         warnings = validate_create(config, hc, self.runtimes)
+        try:
+            tweak_capabilities(hc.get("CapAdd"), hc.get("CapDrop"), bool(hc.get("Privileged")))
+            parse_security_opt(hc.get("SecurityOpt"))
+        except ValueError as e:
+            raise errdefs.InvalidParameter(str(e)) from e
         if not hc.get("Runtime"):
             hc["Runtime"] = self.runtimes.default
         stored_name = names.validate(name) if name else names.generate(self.names)
@@ -196,16 +202,38 @@ class ContainerService:
     # -- start ------------------------------------------------------------------
     async def start(self, ref: str) -> None:
         c = self.get(ref)
-        async with self.lock(c):
-            if c.paused:
-                raise errdefs.Conflict("cannot start a paused container, try unpause instead")
-            if c.running:
-                raise errdefs.NotModified(f"container {c.id} is already running")
-            if c.state.get("Status") == "removing":
-                raise errdefs.Conflict(f"container is marked for removal and cannot be started")
-            await self._start(c)
+        try:
+            async with self.lock(c):
+                if c.paused:
+                    raise errdefs.Conflict("cannot start a paused container, try unpause instead")
+                if c.running:
+                    raise errdefs.NotModified(f"container {c.id} is already running")
+                if c.state.get("Status") == "removing":
+                    raise errdefs.Conflict("container is marked for removal and cannot be started")
+                await self._start(c)
+        except _StartFailed as e:
+            # As dockerd: a --rm container that cannot start is removed at once
+            # (`docker run --rm` waits for that before it reports the error).
+            if c.host_config.get("AutoRemove"):
+                with contextlib.suppress(errdefs.DockyardError):
+                    await self.remove(c.id, force=True)
+            raise e.error from e
 
     async def _start(self, c: Container) -> None:
+        try:
+            try:
+                await self._start_steps(c)
+            except errdefs.DockyardError as e:
+                raise _StartFailed(e) from e
+        except BaseException as e:
+            # Clients attached before start (`docker run`) learn it failed: their
+            # connections close, as dockerd closes them.
+            for fut in self._pending_attach.pop(c.id, []):
+                if not fut.done():
+                    fut.set_exception(errdefs.Conflict(f"container {c.id} failed to start"))
+            raise e
+
+    async def _start_steps(self, c: Container) -> None:
         from dockyard.runtime import shimclient
 
         async with contextlib.AsyncExitStack() as undo:
@@ -227,7 +255,7 @@ class ContainerService:
                     log_opts=log_config.get("Config") or {})
             except shimclient.RuntimeFailed as e:
                 self._start_failed(c, str(e))
-                raise _start_error(c, str(e)) from e
+                raise _StartFailed(_start_error(c, str(e))) from e
             live = Live(shim)
             self.live[c.id] = live
             undo.callback(self.live.pop, c.id, None)
@@ -238,7 +266,7 @@ class ContainerService:
                 with contextlib.suppress(Exception):
                     await self.runtimes.run(c.host_config["Runtime"], "delete", "--force", c.id)
                 self._start_failed(c, str(e))
-                raise _start_error(c, str(e)) from e
+                raise _StartFailed(_start_error(c, str(e))) from e
             undo.pop_all()
         c.set_running(shim.pid)
         self.save(c)
@@ -292,7 +320,10 @@ class ContainerService:
         from dockyard.runtime import spec as oci_spec
 
         image = self.images.images.get(c.image_id)
-        spec = oci_spec.build(c.record, image.container_config, rootfs, files)
+        try:
+            spec = oci_spec.build({**c.record, "ID": c.id}, image.container_config, rootfs, files)
+        except ValueError as e:  # SpecError, UserLookupError: what the user asked for
+            raise errdefs.InvalidParameter(str(e)) from e
         os.makedirs(self.bundle(c), exist_ok=True)
         atomic.write_bytes(os.path.join(self.bundle(c), "config.json"),
                            json.dumps(spec, indent=1).encode())
@@ -415,7 +446,10 @@ class ContainerService:
         async with self.lock(c):
             if c.running:
                 await self._stop(c, timeout)
-            await self._start(c)
+            try:
+                await self._start(c)
+            except _StartFailed as e:
+                raise e.error from e
         self.emit(c, "restart")
 
     # -- pause ------------------------------------------------------------------
@@ -535,6 +569,14 @@ class ContainerService:
         for live in list(self.live.values()):
             with contextlib.suppress(Exception):
                 await live.shim.close()
+
+
+class _StartFailed(Exception):
+    """The runtime refused to create or start the container; carries the API error."""
+
+    def __init__(self, error: errdefs.DockyardError):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _command_not_found(message: str) -> bool:

@@ -126,7 +126,8 @@ def select(svc, filters: dict[str, list[str]], all_: bool, limit: int, before: s
     for status in filters.get("status", []):
         if status not in STATUSES:
             raise errdefs.InvalidParameter(f"invalid filter 'status={status}'")
-    containers = sorted(svc.containers.values(), key=lambda c: c.record["Created"], reverse=True)
+    created = {c.id: parse_time(c.record["Created"]) for c in svc.containers.values()}
+    containers = sorted(svc.containers.values(), key=lambda c: created[c.id], reverse=True)
     before_c = svc.get(before) if before else None
     since_c = svc.get(since) if since else None
     for value in filters.get("before", []):
@@ -139,9 +140,9 @@ def select(svc, filters: dict[str, list[str]], all_: bool, limit: int, before: s
     for c in containers:
         if not all_ and not c.running:
             continue
-        if before_c and c.record["Created"] >= before_c.record["Created"]:
+        if before_c and created[c.id] >= created[before_c.id]:
             continue
-        if since_c and c.record["Created"] <= since_c.record["Created"]:
+        if since_c and created[c.id] <= created[since_c.id]:
             continue
         if not _keep(svc, c, filters):
             continue

@@ -45,6 +45,16 @@ def _lock_data_root(path: str) -> int:
     return fd
 
 
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def _write_pidfile(path: str) -> None:
     """As dockerd: refuse to start when the pidfile names a live process."""
     try:
@@ -52,7 +62,7 @@ def _write_pidfile(path: str) -> None:
             pid = int(f.read().strip() or 0)
     except (OSError, ValueError):
         pid = 0
-    if pid and pid != os.getpid() and os.path.exists(f"/proc/{pid}"):
+    if pid and pid != os.getpid() and _alive(pid):
         raise StartupError(f"pid file found, ensure dockyardd is not running or delete {path}")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
@@ -93,7 +103,9 @@ async def _serve(config: Config) -> None:
     daemon.repair()
     await daemon.start()
     app = create_app(daemon)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # Long-lived requests (wait, events, attach, logs -f) would hold a shutdown
+    # for a minute; their clients see the connection close, as with dockerd.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     sockets = []
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from dockyard.cli import formatting as f
 from dockyard.cli.command import Parser, StatusError, UsageError
-from dockyard.cli.images import filters_json
+from dockyard.cli.images import filters_param, parse_filters
 from dockyard.cli.inspect import go_json_compact
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -204,16 +204,16 @@ DOCKER_IMAGES = (
 
 def test_image_rows_fields():
     rows = f.image_rows(IMAGES, now=NOW)
-    assert [(r["Repository"], r["Tag"], r["ID"]) for r in rows] == [
+    assert [(r.Repository, r.Tag, r.ID) for r in rows] == [
         ("fixture/layers", "1.0", "a3a902cba36c"), ("busybox", "local", "e9242c1a8a93")]
     row = rows[1]
-    assert row["Size"] == "1.98MB" and row["VirtualSize"] == "1.982MB"
-    assert row["Containers"] == "N/A" and row["SharedSize"] == "N/A"
-    assert row["UniqueSize"] == "N/A" and row["Digest"] == "<none>"
-    assert row["CreatedSince"] == "About an hour ago"
-    assert list(row) == sorted(row)  # {{json .}} prints keys in Go's map order
+    assert row.Size == "1.98MB" and row.VirtualSize == "1.982MB"
+    assert row.Containers == "N/A" and row.SharedSize == "N/A"
+    assert row.UniqueSize == "N/A" and row.Digest == "<none>"
+    assert row.CreatedSince == "About an hour ago"
+    assert list(vars(row)) == sorted(vars(row))  # {{json .}} prints keys in Go's map order
     untrunc = f.image_rows(IMAGES, trunc=False, now=NOW)
-    assert untrunc[0]["ID"] == IMAGES[0]["Id"]
+    assert untrunc[0].ID == IMAGES[0]["Id"]
 
 
 def test_image_rows_dangling_multi_tag_and_digests():
@@ -228,12 +228,12 @@ def test_image_rows_dangling_multi_tag_and_digests():
          "RepoDigests": ["a@" + dgst, "c@" + dgst]},
     ]
     rows = f.image_rows(images, now=NOW)
-    assert [(r["Repository"], r["Tag"], r["Digest"]) for r in rows] == [
+    assert [(r.Repository, r.Tag, r.Digest) for r in rows] == [
         ("<none>", "<none>", "<none>"), ("<none>", "<none>", "<none>"),
         ("a", "1", "<none>"), ("a", "2", "<none>"), ("localhost:5000/b", "x", "<none>"),
         ("c", "<none>", "")]
     rows = f.image_rows(images[2:], digests=True, now=NOW)
-    assert [(r["Repository"], r["Tag"], r["Digest"]) for r in rows] == [
+    assert [(r.Repository, r.Tag, r.Digest) for r in rows] == [
         ("a", "1", dgst), ("a", "2", dgst), ("localhost:5000/b", "x", "<none>"),
         ("c", "<none>", dgst)]
 
@@ -264,12 +264,25 @@ def test_quiet_and_custom_formats():
         "busybox          1.98MB\n")
 
 
-def test_json_format_is_one_object_per_row():
+def test_json_format_is_docker_marshal_json():
     rows = f.image_rows(IMAGES, now=NOW)
     lines = f.render("json", rows, f.IMAGE_HEADER).splitlines()
     assert len(lines) == 2
-    assert json.loads(lines[1])["Repository"] == "busybox"
-    assert list(json.loads(lines[1])) == sorted(json.loads(lines[1]))
+    assert lines[1] == (
+        '{"Containers":"N/A","CreatedAt":"%s","CreatedSince":"About an hour ago",'
+        '"Digest":"\\u003cnone\\u003e","ID":"e9242c1a8a93","Repository":"busybox",'
+        '"SharedSize":"N/A","Size":"1.98MB","Tag":"local","UniqueSize":"N/A",'
+        '"VirtualSize":"1.982MB"}' % rows[1].CreatedAt)
+    assert f.render("{{json .}}", rows, f.IMAGE_HEADER) == f.render("json", rows, f.IMAGE_HEADER)
+    # inside a larger template a row is a struct of strings
+    assert f.render("{{.Tag}} {{json .Digest}}", rows[1:], f.IMAGE_HEADER) == 'local "<none>"\n'
+
+
+def test_unknown_field_fails_as_on_a_struct():
+    with pytest.raises(f.FormatError) as e:
+        f.render("{{.Nope}}", f.image_rows(IMAGES, now=NOW), f.IMAGE_HEADER)
+    assert str(e.value) == ('template parsing error: template: :1:2: executing "" at <.Nope>: '
+                            "can't evaluate field Nope in type *formatter.imageContext")
 
 
 def test_empty_table_still_has_its_header():
@@ -334,9 +347,9 @@ def test_history_not_human_matches_docker(monkeypatch):
 def test_history_no_trunc_and_tabs_and_old_dates():
     rows = f.history_rows([{"Id": "sha256:" + "f" * 64, "Created": 100, "CreatedBy": "a\tb" * 30,
                             "Size": 1, "Comment": ""}], trunc=False, now=NOW)
-    assert rows[0]["CreatedBy"] == "a b" * 30
-    assert rows[0]["ID"] == "sha256:" + "f" * 64
-    assert rows[0]["CreatedSince"] == "N/A"  # before 2000
+    assert rows[0].CreatedBy == "a b" * 30
+    assert rows[0].ID == "sha256:" + "f" * 64
+    assert rows[0].CreatedSince == "N/A"  # before 2000
 
 
 # --- flags -------------------------------------------------------------------------------
@@ -386,10 +399,70 @@ def test_argument_count_errors_exit_1():
         "Run 'dockyard history --help' for more information")
 
 
-def test_filters_json():
-    assert filters_json(None) is None
-    assert json.loads(filters_json(["dangling=true", "Label=a=b", " label = c ",
-                                    "label=c"])) == {"dangling": ["true"],
-                                                     "label": ["a=b", "c"]}
+def test_filters_like_filter_opt():
+    assert parse_filters(None) == {}
+    filters = parse_filters(["dangling=true", "Label=a=b", " label = c ", "label=c"])
+    assert filters == {"dangling": ["true"], "label": ["a=b", "c"]}
+    assert filters_param(filters) == '{"dangling":["true"],"label":["a=b","c"]}'
     with pytest.raises(StatusError, match="bad format of filter"):
-        filters_json(["nofilter"])
+        parse_filters(["nofilter"])
+
+
+# --- JSON message streams (load, import) ----------------------------------------------
+
+
+class _Chunks:
+    def __init__(self, *chunks: bytes):
+        self.chunks = list(chunks)
+
+    def read1(self, n: int) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+def test_json_stream_decodes_objects_split_anywhere():
+    from dockyard.cli.jsonstream import iter_messages
+    text = '{"stream":"Loaded image: café:1\\n"}\r\n{"status":"sha256:ab"}'.encode()
+    cut = text.index("é".encode()) + 1   # in the middle of a UTF-8 sequence
+    got = list(iter_messages(_Chunks(text[:cut], text[cut:40], text[40:])))
+    assert got == [{"stream": "Loaded image: café:1\n"}, {"status": "sha256:ab"}]
+
+
+def test_json_stream_display_like_jsonmessage():
+    import io
+    from dockyard.cli.jsonstream import display
+    out = io.StringIO()
+    display(iter([
+        {"stream": "Loaded image: a:1\n"},
+        {"status": "sha256:" + "a" * 64},
+        {"id": "l1", "status": "Downloading", "progressDetail": {"current": 1, "total": 2},
+         "progress": "[=>   ]"},                      # no progress bars off a terminal
+        {"id": "l1", "status": "Download complete", "progressDetail": {}},
+        {"aux": {"ID": "sha256:x"}},                   # aux messages are not printed
+    ]), out)
+    assert out.getvalue() == ("Loaded image: a:1\nsha256:" + "a" * 64 + "\n"
+                              "l1: Download complete\n")
+    with pytest.raises(StatusError) as e:
+        display(iter([{"status": "working"},
+                      {"errorDetail": {"message": "archive/tar: invalid tar header"},
+                       "error": "archive/tar: invalid tar header"}]), io.StringIO())
+    assert (e.value.message, e.value.status) == ("archive/tar: invalid tar header", 1)
+
+
+# --- start-up ---------------------------------------------------------------------------
+
+
+def test_cli_modules_import_nothing_heavy():
+    """`dockyard images` must start fast: no aiohttp, no daemon code, no http.client
+    (which drags in email and ssl), no typing in our own modules."""
+    import subprocess
+    import sys
+    code = (
+        "import sys\n"
+        "from dockyard.cli import main, images, system, inspect, formatting, jsonstream\n"
+        "from dockyard.client import api\n"
+        "heavy = ('aiohttp', 'dockyard.daemon', 'dockyard.api', 'dockyard.image',\n"
+        "         'http.client', 'email', 'ssl', 'asyncio', 'dataclasses')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "[]\n"

@@ -124,8 +124,9 @@ async def wait(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     send_headers_now(response)
     code = await fut
-    await response.write((json.dumps({"Error": None, "StatusCode": code}) + "\n").encode())
-    await response.write_eof()
+    with contextlib.suppress(ConnectionError):  # the client may have given up waiting
+        await response.write((json.dumps({"Error": None, "StatusCode": code}) + "\n").encode())
+        await response.write_eof()
     return response
 
 
@@ -138,11 +139,24 @@ async def attach(request: web.Request) -> web.StreamResponse:
     tty = bool(c.config.get("Tty"))
     raw = await hijack(request, RAW_STREAM)
     ready = asyncio.get_running_loop().create_future()
+    waiting = asyncio.create_task(svc.shim_for_attach(c.id, ready))
+    gone = asyncio.create_task(raw.closed.wait())
     try:
-        shim = await svc.shim_for_attach(c.id, ready)
-        reader, writer = await shim.attach(stdin=want_stdin and bool(c.config.get("OpenStdin")),
-                                           stdout=want_stdout, stderr=want_stderr)
+        # Until the container starts, the only thing to notice is the client leaving.
+        await asyncio.wait([waiting, gone], return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            waiting.cancel()
+            return web.Response(status=101)
+        try:
+            shim = waiting.result()
+            reader, writer = await shim.attach(
+                stdin=want_stdin and bool(c.config.get("OpenStdin")),
+                stdout=want_stdout, stderr=want_stderr)
+        except (errdefs.DockyardError, ConnectionError, OSError):
+            raw.close()
+            return web.Response(status=101)
     finally:
+        gone.cancel()
         if not ready.done():
             ready.set_result(None)
     await relay(raw, reader, writer, tty, want_stdin)

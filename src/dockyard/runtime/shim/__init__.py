@@ -1,0 +1,57 @@
+"""The shim: one small process per container, between the daemon and the runtime.
+
+    python -m dockyard.runtime.shim --id ID --bundle DIR --runtime PATH
+        [--runtime-root DIR] --socket PATH --exit-file PATH --status-fd N
+        [--stdin] [--tty] --log-driver json-file|local|none [--log-path FILE]
+        [--log-opt KEY=VALUE]...
+
+The daemon starts it through dockyard.runtime.shimclient. Life of a shim:
+
+1. Detach (`__main__`): fork, setsid, fork again. The process the daemon
+   started exits at once (the daemon reaps it); the grandchild is in its own
+   session, cannot take a controlling terminal, and outlives the daemon. It
+   becomes a child subreaper: when `runtime create` exits, the container's init
+   is re-parented to the shim, which can then wait(2) for it.
+2. Create (`runtime`): `<runtime> [--root R] --log <bundle>/log.json
+   --log-format json create --bundle B --pid-file B/init.pid
+   [--console-socket S] ID`, with pipes as its stdio (the init inherits them),
+   or with --tty a console socket on which the runtime sends the pty master.
+3. Report: one JSON line on the status fd, which is then closed:
+   `{"ok": true, "pid": <init pid>, "shim_pid": <our pid>}`, or
+   `{"ok": false, "error": "<the runtime's stderr, last line>", "shim_pid": N}`
+   after which the shim runs `delete --force` and exits.
+4. Serve (`server`) --socket: UNIX stream, one newline-terminated JSON request
+   per connection, answered with one JSON line:
+   - {"op":"start"} -> `runtime start`; {"ok":true} or {"ok":false,"error":...}
+   - {"op":"attach","stdin":b,"stdout":b,"stderr":b[,"stdin_once":b]} ->
+     {"ok":true}, then shim->client frames in docker's multiplexed format
+     (8-byte header: stream 1=stdout 2=stderr, three zero bytes, big-endian
+     uint32 size; then the payload; with a TTY every frame is stream 1 and
+     carries raw pty bytes), and client->shim raw stdin bytes. The end of the
+     client's input (half-close with SHUT_WR, or close) is EOF on the
+     container's stdin: pipes only, only with --stdin, and not if the request
+     says "stdin_once": false (docker's StdinOnce). Output produced before a
+     client attaches is in the log only. When the container has exited and its
+     output is drained, attached connections get the rest and are closed.
+   - {"op":"wait"} -> once the container has exited (at once if it has):
+     {"ok":true,"exit_code":N,"finished_at":"<RFC3339Nano UTC>","oom_killed":b}
+     (128+N for a signal). A waiter must not half-close its connection.
+   - {"op":"resize","height":H,"width":W} -> TIOCSWINSZ on the pty master
+     (nothing to do without a TTY: {"ok":true}, as runc)
+   - {"op":"state"} -> {"ok":true,"pid":N,"status":"created|running|stopped"}
+     (+ "exit_code" once stopped)
+   - {"op":"kill","signal":"TERM","all":false} -> `runtime kill [--all] ID SIG`
+     (an extension: the daemon may as well run the runtime itself)
+5. Exit: when the init has been reaped, drain its output (at most 2 s), flush
+   the log, read the cgroup's OOM kill count, write the exit file (atomically;
+   its content is the wait reply), answer waiters, run `runtime delete`, remove
+   the socket and exit. Connections that arrive meanwhile are still answered.
+
+Logs: json-file, local or none, written by dockyard.runtime.logfile exactly as
+dockerd's drivers cut and rotate them.
+
+Stdlib only, and careful with imports: a shim starts for every container and
+stays resident (`python -X importtime -m dockyard.runtime.shim --help`).
+Socket paths longer than sockaddr_un holds are reached through
+/proc/<pid>/fd/<dirfd>/<name>.
+"""

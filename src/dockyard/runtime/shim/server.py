@@ -1,0 +1,437 @@
+"""The shim's event loop: the container's stdio, the socket, the exit.
+
+One thread and poll(2): the container's output pipes (or pty master) feed the
+log and every attached connection; attached clients feed the container's
+stdin; SIGCHLD arrives as a byte on a wakeup pipe, and the reaper tells the
+container's init from the runtime commands we run. While an attached client
+holds HIGH_WATER bytes not yet sent, the container's output is not read (the
+container blocks on write, as under dockerd), rather than the shim growing.
+The protocol is in the package docstring.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import time
+
+from dockyard.runtime import logfile
+from dockyard.runtime.shim.runtime import Created, Runtime, read_available, unix_path
+
+DRAIN_TIMEOUT = 2.0   # after the init's exit, wait this long for its stdio to reach EOF
+FLUSH_TIMEOUT = 10.0  # then give attached clients this long to take what is left
+HIGH_WATER = 1 << 20
+READ_SIZE = 1 << 15
+FRAME = struct.Struct(">BxxxI")
+STREAMS = {"stdout": 1, "stderr": 2}
+
+
+def listen(path: str) -> socket.socket:
+    name, dirfd = unix_path(path)
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(name)
+        sock.listen(64)
+    finally:
+        if dirfd >= 0:
+            os.close(dirfd)
+    sock.setblocking(False)
+    return sock
+
+
+def warn(message: str) -> None:
+    try:
+        sys.stderr.write(f"shim: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class Conn:
+    __slots__ = ("sock", "fd", "inbuf", "out", "kind", "streams", "stdin", "stdin_once",
+                 "closing", "eof")
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.fd = sock, sock.fileno()
+        self.inbuf, self.out = b"", bytearray()
+        self.kind = "request"    # -> "attach" | "wait" | "reply"
+        self.streams: tuple = ()  # 1 and/or 2, for an attached client
+        self.stdin = False        # its bytes go to the container's stdin
+        self.stdin_once = True    # its EOF is the container's stdin's EOF
+        self.closing = False      # close once `out` is sent
+        self.eof = False          # the client's input has ended
+
+
+class Shim:
+    def __init__(self, opts: dict, runtime: Runtime, created: Created, writer,
+                 wake_r: int, listener: socket.socket):
+        self.o, self.runtime = opts, runtime
+        self.pid, self.master = created.pid, created.master
+        self.stdin_fd = created.stdin_fd
+        self.writer, self.wake_r, self.listener = writer, wake_r, listener
+        # fd -> (stream number, docker's line cutter feeding the log, or None)
+        self.outputs = {fd: (STREAMS[name], logfile.Copier(name, writer) if writer else None)
+                        for fd, name in created.outputs.items()}
+        self.stdin_buf = bytearray()
+        self.stdin_close = False  # close the container's stdin once stdin_buf is written
+        self.conns: dict[int, Conn] = {}
+        self.status = "created"
+        self.exit_status: int | None = None  # the init's raw wait status
+        self.result: dict | None = None      # the wait reply, once recorded
+        self.phase = "run"  # -> "drain" (output) -> "delete" (runtime) -> "done"
+        self.deadline = 0.0
+        self.deleted = False
+
+    # -- the loop ---------------------------------------------------------------
+    def serve(self) -> None:
+        poller = select.poll()
+        registered: dict[int, int] = {}
+        while self.phase != "done":
+            wanted = self._interest()
+            for fd in [fd for fd in registered if fd not in wanted]:
+                poller.unregister(fd)
+                del registered[fd]
+            for fd, mask in wanted.items():
+                if registered.get(fd) != mask:
+                    poller.register(fd, mask)
+                    registered[fd] = mask
+            timeout = None
+            if self.phase != "run":
+                timeout = max(0, int((self.deadline - time.monotonic()) * 1000)) + 1
+            for fd, events in poller.poll(timeout):
+                self._event(fd, events)
+            self._advance()
+
+    def _interest(self) -> dict[int, int]:
+        IN, OUT = select.POLLIN, select.POLLOUT
+        wanted = {self.wake_r: IN, self.listener.fileno(): IN}
+        backlog = max((len(c.out) for c in self.conns.values() if c.kind == "attach"), default=0)
+        if backlog < HIGH_WATER:
+            for fd in self.outputs:
+                wanted[fd] = IN
+        if self.stdin_fd >= 0 and self.stdin_buf:
+            wanted[self.stdin_fd] = wanted.get(self.stdin_fd, 0) | OUT  # (a pty: both)
+        for c in self.conns.values():
+            mask = OUT if c.out else 0
+            if c.kind in ("request", "wait") or (c.kind == "attach" and not c.eof
+                                                 and len(self.stdin_buf) < HIGH_WATER):
+                mask |= IN
+            if mask:
+                wanted[c.fd] = mask
+        return wanted
+
+    def _event(self, fd: int, events: int) -> None:
+        readable = events & (select.POLLIN | select.POLLHUP | select.POLLERR)
+        if fd == self.wake_r:
+            read_available(self.wake_r)
+            self._reap()
+        elif fd == self.listener.fileno():
+            self._accept()
+        elif fd in self.conns:
+            c = self.conns[fd]
+            if readable:
+                self._conn_readable(c, hangup=bool(events & (select.POLLHUP | select.POLLERR)))
+            if fd in self.conns and c.out and events & select.POLLOUT:
+                self._conn_writable(c)
+        else:
+            if fd in self.outputs and readable:
+                self._output(fd)
+            if fd == self.stdin_fd and events & (select.POLLOUT | select.POLLERR | select.POLLHUP):
+                self._write_stdin()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            if pid == self.pid and self.exit_status is None:
+                self.exit_status, self.status = status, "stopped"
+                self.phase, self.deadline = "drain", time.monotonic() + DRAIN_TIMEOUT
+            else:  # a runtime command, or an orphan re-parented to us: reaped either way
+                self.runtime.reaped(pid, status)
+
+    # -- the container's stdio ----------------------------------------------------
+    def _output(self, fd: int) -> None:
+        stream, copier = self.outputs[fd]
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as e:  # EIO: the pty's last slave fd is closed
+            if e.errno != errno.EIO:
+                warn(f"reading the container's output: {e}")
+            data = b""
+        if not data:
+            self._close_output(fd)
+            return
+        if copier is not None:
+            try:
+                copier.feed(data)
+            except OSError as e:
+                warn(f"writing the log: {e}")
+        frame = FRAME.pack(stream, len(data)) + data
+        for c in self.conns.values():
+            if c.kind == "attach" and stream in c.streams and not c.closing:
+                c.out += frame
+
+    def _close_output(self, fd: int) -> None:
+        _, copier = self.outputs.pop(fd)
+        if copier is not None:
+            try:
+                copier.close()  # an unterminated last line goes out as a partial
+            except OSError as e:
+                warn(f"writing the log: {e}")
+        if fd != self.master:  # the master is also stdin; closed at the exit
+            os.close(fd)
+
+    def _write_stdin(self) -> None:
+        try:
+            del self.stdin_buf[:os.write(self.stdin_fd, self.stdin_buf)]
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE or EIO: nobody reads the container's stdin any more
+            self.stdin_buf.clear()
+        if self.stdin_close and not self.stdin_buf:
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self.stdin_fd >= 0 and self.stdin_fd != self.master:
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+        self.stdin_buf.clear()
+
+    # -- connections ----------------------------------------------------------------
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        sock.setblocking(False)
+        self.conns[sock.fileno()] = Conn(sock)
+
+    def _conn_readable(self, c: Conn, hangup: bool) -> None:
+        # POLLHUP on a UNIX socket: the peer closed both directions. A half-close
+        # (SHUT_WR) shows only as EOF when reading.
+        try:
+            data = c.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if c.kind == "request":
+            if not data:
+                self._drop(c)
+                return
+            c.inbuf += data
+            if b"\n" in c.inbuf:
+                line, _, rest = c.inbuf.partition(b"\n")
+                c.inbuf = b""
+                self._request(c, line)
+                if rest and c.kind == "attach":
+                    self._stdin_from(c, rest)
+            elif len(c.inbuf) > 65536:
+                self._drop(c)
+        elif c.kind == "attach":
+            if data:
+                self._stdin_from(c, data)
+                return
+            c.eof = True
+            self._end_stdin(c)
+            if hangup and c.fd in self.conns:
+                self._drop(c)
+        elif not data:  # a waiter went away
+            self._drop(c)
+
+    def _stdin_from(self, c: Conn, data: bytes) -> None:
+        if c.stdin and self.stdin_fd >= 0 and not self.stdin_close:
+            self.stdin_buf += data
+
+    def _end_stdin(self, c: Conn) -> None:
+        if c.stdin and c.stdin_once and self.master < 0 and self.stdin_fd >= 0:
+            self.stdin_close = True
+            if not self.stdin_buf:
+                self._close_stdin()
+        c.stdin = False
+        if c.closing and not c.out:
+            self._drop(c)
+
+    def _conn_writable(self, c: Conn) -> None:
+        try:
+            del c.out[:c.sock.send(c.out)]
+        except BlockingIOError:
+            return
+        except OSError:
+            self._drop(c)
+            return
+        if c.closing and not c.out:
+            self._drop(c)
+
+    def _drop(self, c: Conn) -> None:
+        self.conns.pop(c.fd, None)
+        c.sock.close()
+
+    def _reply(self, c: Conn, obj: dict, close: bool = True) -> None:
+        c.out += json.dumps(obj).encode() + b"\n"
+        if close:
+            c.kind, c.closing = "reply", True
+
+    # -- requests ---------------------------------------------------------------------
+    def _request(self, c: Conn, line: bytes) -> None:
+        try:
+            req = json.loads(line)
+            op = req["op"]
+        except (ValueError, KeyError, TypeError):
+            self._reply(c, {"ok": False, "error": f"bad request: {line[:200]!r}"})
+            return
+        if op == "wait":
+            if self.result is not None:
+                self._reply(c, self.result)
+            else:
+                c.kind = "wait"
+        elif op == "attach":
+            self._reply(c, {"ok": True}, close=False)
+            c.kind = "attach"
+            c.streams = tuple(n for name, n in STREAMS.items() if req.get(name))
+            c.stdin = bool(req.get("stdin")) and self.stdin_fd >= 0 and not self.stdin_close
+            c.stdin_once = bool(req.get("stdin_once", True))
+            c.closing = self.phase != "run"  # exited: nothing more will come
+        elif op == "state":
+            state = {"ok": True, "pid": self.pid, "status": self.status}
+            if self.result is not None:
+                state["exit_code"] = self.result["exit_code"]
+            self._reply(c, state)
+        elif op == "start":
+            self._start(c)
+        elif op == "resize":
+            self._resize(c, req)
+        elif op == "kill":
+            args = ["kill", *(["--all"] if req.get("all") else []), self.runtime.id,
+                    str(req.get("signal", "TERM"))]
+            self.runtime.run(args, lambda code, message: self._reply(
+                c, {"ok": True} if code == 0 else {"ok": False, "error": message or
+                                                   f"runtime kill exited with status {code}"}))
+        else:
+            self._reply(c, {"ok": False, "error": f"unknown op {op!r}"})
+
+    def _start(self, c: Conn) -> None:
+        if self.status != "created":
+            self._reply(c, {"ok": False,
+                            "error": f"cannot start a container that is {self.status}"})
+            return
+
+        def started(code: int, message: str) -> None:
+            if code != 0:
+                self._reply(c, {"ok": False, "error": message or
+                                f"runtime start exited with status {code}"})
+                return
+            if self.status == "created":  # (it may have run and exited already)
+                self.status = "running"
+            self._reply(c, {"ok": True})
+
+        self.runtime.run(["start", self.runtime.id], started)
+
+    def _resize(self, c: Conn, req: dict) -> None:
+        if self.master >= 0:
+            import fcntl
+            import termios
+
+            try:
+                size = struct.pack("HHHH", int(req.get("height", 0)), int(req.get("width", 0)),
+                                   0, 0)
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
+            except (OSError, ValueError, TypeError, struct.error) as e:
+                self._reply(c, {"ok": False, "error": f"ioctl(TIOCSWINSZ): {e}"})
+                return
+        self._reply(c, {"ok": True})
+
+    # -- the exit -----------------------------------------------------------------------
+    def _advance(self) -> None:
+        now = time.monotonic()
+        if self.phase == "drain" and (not self.outputs or now >= self.deadline):
+            for fd in list(self.outputs):
+                self._close_output(fd)
+            self._record_exit()
+            self.phase, self.deadline = "delete", now + FLUSH_TIMEOUT
+            self.runtime.run(["delete", self.runtime.id], self._deleted)
+        elif self.phase == "delete" and self.deleted:
+            # stay until replies and attached output are sent, or time is up
+            busy = any(c.out or c.kind == "attach" for c in self.conns.values())
+            if not busy or now >= self.deadline:
+                self.phase = "done"
+
+    def _deleted(self, code: int, message: str) -> None:
+        if code != 0:
+            warn(f"runtime delete: {message}")
+        self.deleted = True
+
+    def _record_exit(self) -> None:
+        """Output drained: write the exit file, then tell the waiters."""
+        if self.writer is not None:
+            self.writer.close()
+        code = os.waitstatus_to_exitcode(self.exit_status)
+        self.result = {"ok": True, "exit_code": code if code >= 0 else 128 - code,
+                       "finished_at": logfile.format_time(time.time_ns()),
+                       "oom_killed": self._oom_killed()}
+        from dockyard.store import atomic
+
+        try:
+            atomic.write_json(self.o["exit_file"], self.result)
+        except OSError as e:
+            warn(f"writing the exit file: {e}")
+        for c in list(self.conns.values()):
+            if c.kind == "wait":
+                self._reply(c, self.result)
+            elif c.kind == "attach":
+                c.closing, c.stdin = True, False
+                if not c.out:
+                    self._drop(c)
+        self._close_stdin()
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = self.stdin_fd = -1
+
+    def _oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer struck in the container's cgroup (read
+        before `runtime delete` removes it)."""
+        try:
+            with open(os.path.join(self.runtime.bundle, "config.json"), "rb") as f:
+                path = json.load(f)["linux"]["cgroupsPath"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        try:
+            from dockyard.linux.cgroups import open_cgroup
+        except ImportError:
+            return _oom_kill_count(path) > 0
+        try:
+            return open_cgroup(path).oom_kill_count() > 0
+        except Exception as e:  # noqa: BLE001 - the exit is recorded regardless
+            warn(f"reading the OOM kill count of {path}: {e}")
+            return False
+
+
+def _oom_kill_count(path: str) -> int:
+    """`oom_kill` of cgroup v1 memory.oom_control or v2 memory.events."""
+    rel = path.strip("/")
+    for name in (f"/sys/fs/cgroup/memory/{rel}/memory.oom_control",
+                 f"/sys/fs/cgroup/{rel}/memory.events"):
+        try:
+            with open(name) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
