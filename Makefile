@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@# Every container start runs Python (shim, runtime): compiled bytecode must be
+	@# there even where PYTHONDONTWRITEBYTECODE keeps Python from writing it.
+	$(PY) -m compileall -q src
 	touch $@
 
 # Start dockyardd in the background, make busybox:latest from the host's static

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 SOCK=${DOCKYARD_SOCK:-/run/dockyard/dockyard.sock}
 ROOT=${DOCKYARD_ROOT:-/var/lib/dockyard}
-export DOCKYARD_HOST="unix://$SOCK"
+export DOCKYARD_HOST="unix://$SOCK" DOCKER_HOST="unix://$SOCK"
 
 if ! $BIN/dockyard version >/dev/null 2>&1; then
   mkdir -p /var/log
@@ -25,8 +25,11 @@ fi
 
 $BIN/dockyard images
 $BIN/dockyard history busybox:latest
+echo "running a container:"
 if $BIN/dockyard run --help >/dev/null 2>&1; then
-  $BIN/dockyard run --rm busybox echo "hello from a dockyard container"
+  $BIN/dockyard run --rm busybox sh -c 'echo "hello from $(hostname), pid $$"'
+else
+  docker run --rm busybox sh -c 'echo "hello from $(hostname), pid $$"'
 fi
 echo "dockyardd is running (pid $(cat /run/dockyard/dockyardd.pid)); 'make stop' stops it."
 echo "Use it with: export DOCKER_HOST=unix://$SOCK; docker images"

@@ -1,10 +1,12 @@
 """Images through the Engine API, checked against what real docker produced."""
 
+import hashlib
 import io
 import json
 import os
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -12,6 +14,13 @@ from paths import FIXTURES
 
 LAYERS_ID = "sha256:a3a902cba36cfccf9d3df60d5100865aed25e06a3a264f2ca477faf21da45577"
 BUSYBOX_ID = "sha256:e9242c1a8a93414f2150bda5836e3b7856e4eeb92e041669d1389393a3a73f9f"
+
+
+def chain_ids(diff_ids):
+    chains = [diff_ids[0]]
+    for diff_id in diff_ids[1:]:
+        chains.append("sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest())
+    return chains
 
 
 def load(daemon, path_or_bytes):
@@ -130,7 +139,38 @@ def test_import_bad_change_leaves_nothing(daemon, busybox_rootfs):
     with pytest.raises(Exception) as e:
         conn.request("POST", "/images/create", query={"fromSrc": "-", "changes": "RUN rm -rf /"},
                      body=busybox_rootfs.read_bytes())
-    assert e.value.status == 400 and "RUN is not a valid change command" in e.value.message
+    # dockerd's parser lowercases the instruction it refuses
+    assert e.value.status == 400 and e.value.message == "run is not a valid change command"
+    assert store_is_empty(daemon) == {}
+
+
+def test_import_changes_healthcheck_and_stopsignal_like_dockerd(daemon, busybox_rootfs):
+    out = daemon.docker("import", "-c", "HEALTHCHECK --interval=5s CMD true",
+                        str(busybox_rootfs), "hc:1")
+    assert out.returncode == 0, out.stderr
+    cfg = daemon.api().get("/images/hc:1/json")["Config"]
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000}
+    # dockerd 20.10 (API 1.41) does not take STOPSIGNAL as a change
+    out = daemon.docker("import", "-c", "STOPSIGNAL SIGTERM", str(busybox_rootfs), "ss:1")
+    assert out.returncode == 1
+    assert out.stderr == "Error response from daemon: stopsignal is not a valid change command\n"
+
+
+def test_import_refusals_like_dockerd(daemon, busybox_rootfs):
+    api = daemon.api()
+    for query, message in (
+            ({"platform": "windows/amd64"}, "operating system is not supported"),
+            ({"repo": "sha256", "tag": "x"},
+             "refusing to create an ambiguous tag using digest algorithm as name")):
+        with pytest.raises(Exception) as e:
+            api.request("POST", "/images/create", query={"fromSrc": "-", **query},
+                        body=busybox_rootfs.read_bytes())
+        assert (e.value.status, e.value.message) == (400, message)
+    with pytest.raises(Exception) as e:
+        api.request("POST", "/images/create", query={"fromSrc": "-"},
+                    body=b"this is not a tar archive" * 100)
+    assert e.value.message == \
+        "Error processing tar file(exit status 1): archive/tar: invalid tar header"
     assert store_is_empty(daemon) == {}
 
 
@@ -146,8 +186,29 @@ def test_rmi_untags_then_deletes(daemon):
                                "image is referenced in multiple repositories")
     assert api.json("DELETE", "/images/other:x") == [{"Untagged": "other:x"}]
     assert api.json("DELETE", "/images/third") == [{"Untagged": "third:latest"}]
+    layer = api.get("/images/busybox:local/json")["RootFS"]["Layers"][0]
+    # as dockerd: the image, then the layers it freed (their chain IDs)
     assert api.json("DELETE", "/images/busybox:local") == [
-        {"Untagged": "busybox:local"}, {"Deleted": BUSYBOX_ID}]
+        {"Untagged": "busybox:local"}, {"Deleted": BUSYBOX_ID}, {"Deleted": layer}]
+    assert store_is_empty(daemon) == {}
+
+
+def test_rmi_reports_the_freed_layers_as_dockerd_does(daemon):
+    # The findings' setup: busybox:local shares the bottom layer, which stays.
+    load(daemon, FIXTURES / "busybox.docker-save.tar")
+    load(daemon, FIXTURES / "layers.docker-save.tar")
+    api = daemon.api()
+    chains = chain_ids(api.get("/images/fixture/layers:1.0/json")["RootFS"]["Layers"])
+    result = api.json("DELETE", "/images/fixture/layers:1.0")
+    # what dockerd 20.10 answered: the image, then the freed chains, top first
+    assert result[:2] == [{"Untagged": "fixture/layers:1.0"}, {"Deleted": LAYERS_ID}]
+    assert [d["Deleted"] for d in result[2:]] == list(reversed(chains))[:3]
+    assert [d["Deleted"][7:15] for d in result[2:]] == ["8ef104bc", "cd22c1be", "feb54cbe"]
+    load(daemon, FIXTURES / "layers.docker-save.tar")
+    api.json("DELETE", "/images/busybox:local")
+    out = daemon.docker("rmi", "fixture/layers:1.0")
+    assert out.stdout.splitlines() == ["Untagged: fixture/layers:1.0", f"Deleted: {LAYERS_ID}"] + \
+        [f"Deleted: {c}" for c in reversed(chains)]
     assert store_is_empty(daemon) == {}
 
 
@@ -186,20 +247,117 @@ def test_image_list_filters(daemon, busybox_rootfs):
     assert ids({"dangling": {"true": True}}) == dangling
     with pytest.raises(Exception) as e:
         ids({"colour": ["red"]})
-    assert e.value.status == 400 and e.value.message == "invalid filter 'colour'"
+    assert e.value.status == 400 and e.value.message == "Invalid filter 'colour'"
+    for bad in ("maybe", "yes", "TRUE"):
+        with pytest.raises(Exception) as e:
+            ids({"dangling": [bad]})
+        assert (e.value.status, e.value.message) == (400, f"Invalid filter 'dangling=[{bad}]'")
+    with pytest.raises(Exception) as e:
+        ids({"reference": ["["]})
+    assert (e.value.status, e.value.message) == (500, "syntax error in pattern")
+
+
+def test_reference_filter_lists_only_the_matching_tags(daemon):
+    load(daemon, FIXTURES / "busybox.docker-save.tar")
+    api = daemon.api()
+    for repo, tag in (("bb", "latest"), ("bb", "x"), ("a/b/c", "1"), ("localhost:5000/x", "y")):
+        api.request("POST", "/images/busybox:local/tag", query={"repo": repo, "tag": tag}).read()
+    listed = api.get("/images/json", query={"filters": json.dumps({"reference": ["bb:*"]})})
+    assert [i["RepoTags"] for i in listed] == [["bb:latest", "bb:x"]]
+    out = daemon.docker("images", "--format", "{{.Repository}}:{{.Tag}}", "bb")
+    assert out.stdout.splitlines() == ["bb:latest", "bb:x"]
+    client = daemon.client()
+    try:
+        # (docker-py's images.list(name=) inspects each image again: all tags there)
+        assert [i["RepoTags"] for i in client.api.images(name="busybox")] == [["busybox:local"]]
+        assert [i["RepoTags"] for i in client.api.images(name="a/b/*")] == [["a/b/c:1"]]
+    finally:
+        client.close()
+
+
+def test_tag_named_like_a_digest_is_refused(daemon):
+    load(daemon, FIXTURES / "busybox.docker-save.tar")
+    api = daemon.api()
+    with pytest.raises(Exception) as e:
+        api.request("POST", "/images/busybox:local/tag",
+                    query={"repo": "sha256", "tag": BUSYBOX_ID[7:]})
+    assert (e.value.status, e.value.message) == (
+        400, "refusing to create an ambiguous tag using digest algorithm as name")
+    out = daemon.docker("tag", "busybox:local", BUSYBOX_ID)
+    assert out.returncode == 1 and out.stderr == (
+        "Error response from daemon: refusing to create an ambiguous tag using digest "
+        "algorithm as name\n")
+    assert api.get("/images/busybox:local/json")["RepoTags"] == ["busybox:local"]
 
 
 def test_prune_removes_only_dangling(daemon, busybox_rootfs):
     load(daemon, FIXTURES / "busybox.docker-save.tar")
     client = daemon.client()
     try:
-        client.api.import_image_from_data(busybox_rootfs.read_bytes())
+        out = client.api.import_image_from_data(busybox_rootfs.read_bytes())
+        image_id = json.loads(out.strip().splitlines()[-1])["status"]
+        layer = client.images.get(image_id).attrs["RootFS"]["Layers"][0]
+        size = client.images.get(image_id).attrs["Size"]
         result = client.images.prune()
-        assert len([d for d in result["ImagesDeleted"] if "Deleted" in d]) == 1
-        assert result["SpaceReclaimed"] > 1_000_000
+        assert result["ImagesDeleted"] == [{"Deleted": image_id}, {"Deleted": layer}]
+        assert result["SpaceReclaimed"] == size > 1_000_000
         assert [i.tags for i in client.images.list()] == [["busybox:local"]]
     finally:
         client.close()
+
+
+def test_prune_with_a_bad_dangling_value_deletes_nothing(daemon, busybox_rootfs):
+    load(daemon, FIXTURES / "busybox.docker-save.tar")
+    api = daemon.api()
+    api.request("POST", "/images/create", query={"fromSrc": "-"},
+                body=busybox_rootfs.read_bytes()).read()
+    before = api.get("/images/json")
+    for bad in ("maybe", "yes", "TRUE", "2"):
+        with pytest.raises(Exception) as e:
+            api.request("POST", "/images/prune", query={"filters": json.dumps({"dangling": [bad]})})
+        assert (e.value.status, e.value.message) == (400, f"Invalid filter 'dangling=[{bad}]'")
+    assert api.get("/images/json") == before
+
+
+def test_prune_space_reclaimed_counts_shared_layers_once(daemon, busybox_rootfs):
+    api = daemon.api()
+    for n in range(2):  # two dangling images over one layer
+        api.request("POST", "/images/create", query={"fromSrc": "-", "changes": f"ENV N={n}"},
+                    body=busybox_rootfs.read_bytes()).read()
+    images = api.get("/images/json")
+    assert len(images) == 2 and images[0]["Size"] == images[1]["Size"]
+    result = api.post("/images/prune")
+    assert result["SpaceReclaimed"] == images[0]["Size"]
+    assert len(result["ImagesDeleted"]) == 3
+    assert store_is_empty(daemon) == {}
+
+
+def test_prune_until_like_dockerd(daemon, busybox_rootfs):
+    load(daemon, FIXTURES / "busybox.docker-save.tar")
+    created = daemon.api().get("/images/json")[0]["Created"]
+    age = int(time.time()) - created
+    assert age > 10
+    client = daemon.client()
+    try:
+        client.api.import_image_from_data(busybox_rootfs.read_bytes(), repository="new")
+        # docker-py's call from the findings, with a Go duration: only older images go
+        nothing = client.images.prune(filters={"dangling": False, "until": "100000h"})
+        assert nothing == {"ImagesDeleted": None, "SpaceReclaimed": 0}
+        result = client.images.prune(filters={"dangling": False, "until": f"{age // 2}s"})
+        assert result["ImagesDeleted"][:2] == [{"Untagged": "busybox:local"},
+                                               {"Deleted": BUSYBOX_ID}]
+        assert [i.tags for i in client.images.list()] == [["new:latest"]]
+    finally:
+        client.close()
+    out = daemon.docker("image", "prune", "-a", "-f", "--filter", "until=2000-01-01T00:00:00")
+    assert (out.returncode, out.stdout) == (0, "Total reclaimed space: 0B\n")
+    out = daemon.docker("image", "prune", "-a", "-f", "--filter", "until=garbage")
+    assert out.returncode == 1 and out.stderr == (
+        'Error response from daemon: failed to parse value as time or duration: "garbage"\n')
+    with pytest.raises(Exception) as e:
+        daemon.api().request("POST", "/images/prune",
+                             query={"filters": json.dumps({"until": ["garbage"]})})
+    assert e.value.status == 500
 
 
 def test_docker_py_image_calls(daemon, tmp_path):
@@ -292,15 +450,26 @@ BAD_ARCHIVES = {
 }
 
 
+BAD_ARCHIVE_MESSAGES = {
+    "truncated": "Error processing tar file(exit status 1): unexpected EOF",
+    "garbage": "Error processing tar file(exit status 1): archive/tar: invalid tar header",
+}
+
+
 @pytest.mark.parametrize("case", sorted(BAD_ARCHIVES))
 def test_bad_archives_are_refused_and_leave_nothing(daemon, case):
     load(daemon, FIXTURES / "busybox.docker-save.tar")
     before = {d: sorted(os.listdir(os.path.join(daemon.root, d)))
               for d in ("content/blobs/sha256", "layers", "snapshots")}
-    with pytest.raises(Exception) as e:
-        load(daemon, BAD_ARCHIVES[case]())
-    assert e.value.status in (400, 500), e.value
-    assert e.value.message
+    # As dockerd: the upload was taken (200), the failure is the stream's message.
+    messages = load(daemon, BAD_ARCHIVES[case]())
+    assert len(messages) == 1 and set(messages[0]) == {"errorDetail", "error"}, messages
+    message = messages[0]["error"]
+    assert messages[0]["errorDetail"] == {"message": message}
+    assert message == BAD_ARCHIVE_MESSAGES.get(case, message)
+    # short and clear: one line, no Python internals
+    assert "\n" not in message
+    assert not any(w in message for w in ("Error('", "ReadError", "Traceback", "method gz"))
     after = {d: sorted(os.listdir(os.path.join(daemon.root, d)))
              for d in ("content/blobs/sha256", "layers", "snapshots")}
     assert after == before
@@ -308,6 +477,41 @@ def test_bad_archives_are_refused_and_leave_nothing(daemon, case):
     assert os.listdir(os.path.join(daemon.root, "tmp")) == []
     assert [i["RepoTags"] for i in daemon.api().get("/images/json")] == [["busybox:local"]]
     assert not os.path.exists("/tmp/dockyard-escape-test")
+
+
+def test_failed_load_through_docker_py_and_the_docker_cli(daemon):
+    garbage = b"this is not a tar archive" * 100
+    client = daemon.client()
+    try:
+        import docker.errors
+        with pytest.raises(docker.errors.ImageLoadError) as e:
+            client.images.load(garbage)
+        assert str(e.value) == \
+            "Error processing tar file(exit status 1): archive/tar: invalid tar header"
+    finally:
+        client.close()
+    out = daemon.docker("load", input=b"not a tar")
+    assert (out.returncode, out.stdout) == (1, b"")
+    assert out.stderr == b"Error processing tar file(exit status 1): unexpected EOF\n"
+    assert store_is_empty(daemon) == {}
+
+
+def test_save_writes_repositories(daemon):
+    load(daemon, FIXTURES / "layers.docker-save.tar")
+    archive = daemon.api().request("GET", "/images/fixture/layers:1.0/get").read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        repositories = json.load(tar.extractfile("repositories"))
+    top = daemon.api().get("/images/fixture/layers:1.0/json")["RootFS"]["Layers"][-1]
+    assert repositories == {"fixture/layers": {"1.0": top[7:]}}
+
+
+def test_save_name_errors_like_dockerd(daemon):
+    load(daemon, FIXTURES / "busybox.docker-save.tar")
+    for name, message in (("nothere:1", "reference does not exist"),
+                          ("busybox:nothere", "reference does not exist"),
+                          ("nothere", "No such image: nothere")):
+        out = daemon.docker("save", name)
+        assert out.returncode == 1 and out.stderr == f"Error response from daemon: {message}\n"
 
 
 def test_concurrent_loads_of_the_same_image(daemon):

@@ -30,6 +30,21 @@ from dockyard.cli.command import (
 Entry = tuple[str, str, str]  # module (under dockyard.cli), function, short description
 
 COMMANDS: dict[str, Entry] = {
+    "create": ("run", "create", "Create a new container"),
+    "events": ("events", "events", "Get real time events from the server"),
+    "kill": ("containers", "kill", "Kill one or more running containers"),
+    "logs": ("containers", "logs", "Fetch the logs of a container"),
+    "pause": ("containers", "pause", "Pause all processes within one or more containers"),
+    "ps": ("ps", "ps", "List containers"),
+    "rename": ("containers", "rename", "Rename a container"),
+    "restart": ("containers", "restart", "Restart one or more containers"),
+    "rm": ("containers", "remove", "Remove one or more containers"),
+    "run": ("run", "run", "Create and run a new container from an image"),
+    "start": ("run", "start", "Start one or more stopped containers"),
+    "stop": ("containers", "stop", "Stop one or more running containers"),
+    "unpause": ("containers", "unpause", "Unpause all processes within one or more containers"),
+    "wait": ("containers", "wait",
+             "Block until one or more containers stop, then print their exit codes"),
     "history": ("images", "history", "Show the history of an image"),
     "images": ("images", "list_images", "List images"),
     "import": ("images", "import_image",
@@ -46,6 +61,24 @@ COMMANDS: dict[str, Entry] = {
 
 # Management commands: description, subcommands, aliases of subcommands.
 GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
+    "container": ("Manage containers", {
+        "create": COMMANDS["create"],
+        "inspect": ("containers", "inspect",
+                    "Display detailed information on one or more containers"),
+        "kill": COMMANDS["kill"],
+        "logs": COMMANDS["logs"],
+        "ls": ("ps", "ps", "List containers"),
+        "pause": COMMANDS["pause"],
+        "prune": ("containers", "prune", "Remove all stopped containers"),
+        "rename": COMMANDS["rename"],
+        "restart": COMMANDS["restart"],
+        "rm": ("containers", "remove", "Remove one or more containers"),
+        "run": ("run", "run", "Create and run a new container from an image"),
+        "start": COMMANDS["start"],
+        "stop": COMMANDS["stop"],
+        "unpause": COMMANDS["unpause"],
+        "wait": COMMANDS["wait"],
+    }, {"list": "ls", "ps": "ls", "remove": "rm"}),
     "image": ("Manage images", {
         "history": COMMANDS["history"],
         "import": COMMANDS["import"],
@@ -59,11 +92,15 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
         "tag": COMMANDS["tag"],
     }, {"list": "ls", "remove": "rm", "rmi": "rm"}),
     "system": ("Manage Docker", {
+        "df": ("usage", "df", "Show docker disk usage"),
+        "events": ("events", "events", "Get real time events from the server"),
         "info": COMMANDS["info"],
+        "prune": ("usage", "prune", "Remove unused data"),
     }, {}),
 }
 
 COMMON = ("images", "version", "info")
+COMMON = ("run", "ps", *COMMON)
 
 GLOBAL_FLAGS = [
     ("-D", "--debug", "", "Enable debug mode"),

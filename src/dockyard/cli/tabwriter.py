@@ -23,11 +23,7 @@ sequences are not implemented: docker passes flags 0 and no escapes.
 
 from __future__ import annotations
 
-import re
-
 __all__ = ["tabwrite"]
-
-_CELL_END = re.compile(r"[\t\v]")
 
 
 def _split_cells(section: str, terminated: bool) -> list[list[str]]:
@@ -41,7 +37,7 @@ def _split_cells(section: str, terminated: bool) -> list[list[str]]:
     raw_lines = section.split("\n")
     lines = []
     for i, raw in enumerate(raw_lines):
-        cells = _CELL_END.split(raw)
+        cells = raw.replace("\v", "\t").split("\t")
         if not terminated and i == len(raw_lines) - 1 and cells[-1] == "":
             cells.pop()
         lines.append(cells)

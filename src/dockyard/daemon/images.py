@@ -2,46 +2,73 @@
 
 It holds the rules (what `rmi` untags and what it deletes, which images a filter
 keeps) and shapes records into the Engine API's JSON. Storage is the stores'.
+
+Listing is the hot path (`docker images`, compose, IDEs poll it): references and
+children come from the image store's indexes, and each image's size (the sum of
+its layers, which never change) is computed once and kept until it is deleted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
 import threading
-from datetime import datetime
 from typing import Any, BinaryIO, Callable
 
-from dockyard import errdefs
+from dockyard import errdefs, timefilter
 from dockyard.image import reference
-from dockyard.image.archive import Loaded, Loader, Saver, spool_to_file
+from dockyard.image.archive import (Loaded, Loader, Saver, layer_failure, spool_to_file,
+                                    tar_failure)
 from dockyard.image.config import container_config
 from dockyard.image.content import ContentStore
 from dockyard.image.importer import import_rootfs
 from dockyard.image.layers import LayerStore
-from dockyard.image.store import Image, ImageStore, NoSuchImage
-from dockyard.storage.layer import chain_ids
+from dockyard.image.store import Image, ImageStore, NoSuchImage, check_taggable
+from dockyard.storage.compression import CorruptStream
+from dockyard.storage.layer import InvalidLayer, chain_ids
 from dockyard.storage.snapshots import Snapshotter
 from dockyard.store.layout import Layout
 
 IMAGE_FILTERS = {"dangling", "label", "before", "since", "reference"}
+PRUNE_FILTERS = {"dangling", "until", "label", "label!"}
+# Architectures a one-part `platform` may name (it then means linux/<arch>).
+_ARCHITECTURES = {"386", "amd64", "arm", "arm64", "mips64le", "ppc64le", "riscv64", "s390x",
+                  "x86_64", "x86-64", "aarch64", "armhf", "armel", "i386", "i686"}
 
 
 def unix_time(rfc3339: str) -> int:
-    if not rfc3339:
-        return 0
-    # Go writes nanoseconds; fromisoformat takes at most microseconds.
-    text = rfc3339.replace("Z", "+00:00")
-    if "." in text:
-        head, _, rest = text.partition(".")
-        frac = "".join(c for c in rest if c.isdigit())
-        tz = rest[len(frac):]
-        text = f"{head}.{frac[:6]:0<6}{tz}"
-    return int(datetime.fromisoformat(text).timestamp())
+    """Unix seconds of an RFC 3339 time (Go's Time.Unix: rounded down)."""
+    return timefilter.rfc3339_ns(rfc3339) // timefilter.NS
 
 
 def short_id(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
+
+
+class PatternError(errdefs.System):
+    """A `reference=` pattern Go's path.Match refuses; dockerd returns it
+    untyped, hence 500."""
+
+
+def invalid_filter(key: str, values: list[str] | None = None) -> errdefs.InvalidParameter:
+    """dockerd's invalidFilter: `Invalid filter 'key'` or `Invalid filter 'key=[v1 v2]'`."""
+    shown = f"={'[' + ' '.join(values) + ']'}" if values is not None else ""
+    return errdefs.InvalidParameter(f"Invalid filter '{key}{shown}'")
+
+
+def bool_filter(filters: dict[str, list[str]], key: str, default: bool | None) -> bool | None:
+    """dockerd's GetBoolOrDefault: true/1 or false/0; anything else, or both,
+    is an invalid filter."""
+    if key not in filters:
+        return default
+    values = filters[key]
+    if not values:
+        raise invalid_filter(key)
+    is_true = "true" in values or "1" in values
+    is_false = "false" in values or "0" in values
+    if is_true == is_false:
+        raise invalid_filter(key, values)
+    return is_true
 
 
 class ImageService:
@@ -53,6 +80,7 @@ class ImageService:
         self.images = ImageStore(layout, self.content)
         self._events = events or (lambda *a, **k: None)
         self._lock = threading.RLock()
+        self._sizes: dict[str, int] = {}  # image ID -> bytes of its layers
         # Set by the container service: image ID -> ID of a container using it.
         self.container_using: Callable[[str], str | None] = lambda image_id: None
 
@@ -66,28 +94,41 @@ class ImageService:
         return self.images.lookup(name)
 
     def size(self, image: Image) -> int:
-        return sum(l.size for l in self.layers.chain(image.diff_ids))
+        size = self._sizes.get(image.id)
+        if size is None:
+            size = sum(self.layers.get(c).size for c in image.chain_ids)
+            self._sizes[image.id] = size
+        return size
 
     def chains_in_use(self) -> set[str]:
-        return {c for image in self.images for c in chain_ids(image.diff_ids)}
+        return {c for image in self.images for c in image.chain_ids}
 
     # -- API shapes ------------------------------------------------------------
-    def summary(self, image: Image) -> dict[str, Any]:
-        tags = self.images.repo_tags(image.id)
-        digests = self.images.repo_digests(image.id)
+    def summary(self, image: Image, tags: tuple[str, ...] | list[str] | None = None,
+                digests: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
+        """An image as GET /images/json lists it; `tags`/`digests` narrow its
+        names (a `reference=` filter), all of them by default."""
+        if tags is None or digests is None:
+            names = self.images.names(image.id)
+            tags, digests = names.tags, names.digests
+        if tags or digests:  # Go leaves the empty one nil: null
+            repo_tags, repo_digests = list(tags) or None, list(digests) or None
+        else:
+            repo_tags, repo_digests = ["<none>:<none>"], ["<none>@<none>"]
         size = self.size(image)
         return {
             "Containers": -1,
-            "Created": unix_time(image.created),
+            "Created": image.created_ns // timefilter.NS,
             "Id": image.id,
             "Labels": image.container_config.get("Labels"),
             "ParentId": image.parent,
-            "RepoDigests": digests or (["<none>@<none>"] if not tags else None),
-            "RepoTags": tags or ["<none>:<none>"],
+            "RepoDigests": repo_digests,
+            "RepoTags": repo_tags,
             "SharedSize": -1,
             "Size": size,
             "VirtualSize": size,
         }
+
 
     def inspect(self, name: str) -> dict[str, Any]:
         image = self.get(name)
@@ -100,10 +141,11 @@ class ImageService:
             graph["Data"] = {"LowerDir": ":".join(lower[1:])} if len(lower) > 1 else {}
             graph["Data"]["UpperDir"] = lower[0]
             graph["Data"] = {k: graph["Data"][k] for k in sorted(graph["Data"])}
+        names = self.images.names(image.id)
         return {
             "Id": image.id,
-            "RepoTags": self.images.repo_tags(image.id),
-            "RepoDigests": self.images.repo_digests(image.id),
+            "RepoTags": list(names.tags),
+            "RepoDigests": list(names.digests),
             "Parent": image.parent,
             "Comment": cfg.get("comment", ""),
             "Created": image.created,
@@ -151,59 +193,67 @@ class ImageService:
             out[i]["Id"] = current.id
             out[i]["Tags"] = self.images.repo_tags(current.id) or None
             i += 1
-            current = self.images._images.get(current.parent) if current.parent else None
+            parent = current.parent
+            current = self.images.get(parent) if parent and parent in self.images else None
         return out
 
     # -- list and filters ------------------------------------------------------
     def list(self, filters: dict[str, list[str]], all_images: bool = False) -> list[dict]:
+        """GET /images/json, in the order and with the rules of dockerd's Images()."""
         for key in filters:
             if key not in IMAGE_FILTERS:
-                raise errdefs.InvalidParameter(f"invalid filter '{key}'")
-        selected = [i for i in self.images if self._keep(i, filters, all_images)]
-        selected.sort(key=lambda i: unix_time(i.created), reverse=True)
-        return [self.summary(i) for i in selected]
-
-    def _keep(self, image: Image, filters: dict[str, list[str]], all_images: bool) -> bool:
-        tags = self.images.repo_tags(image.id)
-        digests = self.images.repo_digests(image.id)
-        if not all_images and not tags and not digests and self.images.children(image.id):
-            return False  # intermediate build images are listed with -a only
-        for value in filters.get("dangling", []):
-            if value not in ("true", "false", "1", "0"):
-                raise errdefs.InvalidParameter(f"Invalid filter 'dangling={value}'")
-            dangling = not tags and not digests
-            if dangling != (value in ("true", "1")):
-                return False
-        if "label" in filters and not _labels_match(
-                image.container_config.get("Labels") or {}, filters["label"]):
-            return False
-        created = unix_time(image.created)
+                raise invalid_filter(key)
+        dangling = bool_filter(filters, "dangling", None)
+        before = since = None
         for value in filters.get("before", []):
-            if created >= unix_time(self.get(value).created):
-                return False
+            before = self.get(value)
         for value in filters.get("since", []):
-            if created <= unix_time(self.get(value).created):
-                return False
-        if "reference" in filters:
-            refs = self.images.refs_of(image.id)
-            if not any(_reference_matches(r, pattern)
-                       for r in refs for pattern in filters["reference"]):
-                return False
-        return True
+            since = self.get(value)
+        labels = filters.get("label")
+        patterns = filters.get("reference")
+        out = []
+        for image in self.images:
+            if dangling and self.images.children(image.id):
+                continue  # dangling=true looks at heads only
+            created = image.created_ns
+            if before is not None and created >= before.created_ns:
+                continue
+            if since is not None and created <= since.created_ns:
+                continue
+            if labels is not None and not _labels_match(
+                    image.container_config.get("Labels") or {}, labels):
+                continue
+            names = self.images.names(image.id)
+            tags, digests = names.tags, names.digests
+            if patterns is not None:  # only the names that match are shown
+                refs = [r for r in names.refs if any(familiar_match(p, r) for p in patterns)]
+                tags = [r.familiar() for r in refs if r.tag and not r.digest]
+                digests = [r.familiar() for r in refs if r.digest]
+            if not tags and not digests:
+                if not all_images and self.images.children(image.id):
+                    continue  # intermediate build images are listed with -a only
+                if dangling is False or patterns is not None:
+                    continue
+            elif dangling and tags:
+                continue
+            try:
+                out.append(self.summary(image, tags, digests))
+            except errdefs.NotFound:
+                continue  # deleted while we listed
+        out.sort(key=lambda s: s["Created"], reverse=True)
+        return out
 
     # -- tag, delete, prune ----------------------------------------------------
     def tag(self, name: str, repo: str, tag: str | None) -> None:
         image = self.get(name)
         try:
             ref = reference.parse_normalized(repo)
+            if tag:
+                # dockerd's WithTag(TrimNamed(ref), tag): the tag replaces both.
+                reference.validate_tag(tag)
+                ref = dataclasses.replace(ref, tag=tag, digest=None)
         except reference.ReferenceError as e:
             raise errdefs.InvalidParameter(str(e)) from e
-        if tag:
-            try:
-                reference.validate_tag(tag)
-            except reference.ReferenceError as e:
-                raise errdefs.InvalidParameter(str(e)) from e
-            ref = ref.with_tag(tag)
         if ref.digest:
             raise errdefs.InvalidParameter("refusing to create a tag with a digest reference")
         ref = ref.tagged_or_latest()
@@ -252,17 +302,21 @@ class ImageService:
             return out
 
     def _remove_image(self, image: Image) -> list[dict]:
+        """Delete the image and the layers only it held. As dockerd reports it:
+        the image ID, then the chain ID of each layer freed, top layer first."""
         parent = image.parent
         self.images.remove(image.id)
-        top = chain_ids(image.diff_ids)[-1] if image.diff_ids else None
-        if top:
-            self.layers.release(top, self.chains_in_use() | self._container_chains())
+        self._sizes.pop(image.id, None)
+        freed = []
+        if image.top_chain:
+            freed = self.layers.release(image.top_chain,
+                                        self.chains_in_use() | self._container_chains())
         self._events("image", "delete", image.id, {"name": image.id})
-        out = [{"Deleted": image.id}]
+        out = [{"Deleted": image.id}] + [{"Deleted": chain} for chain in freed]
         # Untagged parents left without children go too (dockerd's prune of parents).
-        if parent and parent in {i.id for i in self.images}:
+        if parent and parent in self.images:
             p = self.images.get(parent)
-            if not self.images.repo_tags(p.id) and not self.images.children(p.id) \
+            if not self.images.refs_of(p.id) and not self.images.children(p.id) \
                     and not self.container_using(p.id):
                 out.extend(self._remove_image(p))
         return out
@@ -272,33 +326,47 @@ class ImageService:
         return {i.parent for i in self.snapshots.walk() if i.kind == "active" and i.parent}
 
     def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:
+        """POST /images/prune: every filter is read (and refused) before
+        anything is deleted. SpaceReclaimed counts the layers actually freed."""
         for key in filters:
-            if key not in ("dangling", "until", "label", "label!"):
-                raise errdefs.InvalidParameter(f"invalid filter '{key}'")
-        dangling_only = filters.get("dangling", ["true"])[-1] in ("true", "1")
+            if key not in PRUNE_FILTERS:
+                raise invalid_filter(key)
+        dangling_only = bool_filter(filters, "dangling", True)
+        until = None
+        if filters.get("until"):
+            if len(filters["until"]) > 1:
+                raise timefilter.TimeError("more than one until filter specified")
+            until = timefilter.until_ns(filters["until"][0])
         deleted: list[dict] = []
-        reclaimed = 0
         with self._lock:
-            for image in sorted(self.images, key=lambda i: -unix_time(i.created)):
-                if image.id not in {i.id for i in self.images}:
-                    continue  # removed as a parent meanwhile
-                if dangling_only and self.images.refs_of(image.id):
+            layer_sizes = {l.chain_id: l.size for l in self.layers}
+            candidates = []
+            for image in sorted(self.images, key=lambda i: -i.created_ns):
+                children = self.images.children(image.id)
+                names = self.images.names(image.id)
+                if children and (dangling_only or not names.refs):
                     continue
-                if self.container_using(image.id) or self.images.children(image.id):
+                if dangling_only and names.tags:
+                    continue
+                if until is not None and image.created_ns > until:
                     continue
                 labels = image.container_config.get("Labels") or {}
                 if "label" in filters and not _labels_match(labels, filters["label"]):
                     continue
                 if "label!" in filters and _labels_match(labels, filters["label!"]):
                     continue
-                if "until" in filters and unix_time(image.created) >= _until(filters["until"][-1]):
+                candidates.append(image)
+            for image in candidates:
+                if image.id not in self.images:
+                    continue  # removed as a parent meanwhile
+                if self.container_using(image.id) or self.images.children(image.id):
                     continue
-                size = self.size(image)
                 for ref in self.images.refs_of(image.id):
                     self.images.untag(ref)
                     deleted.append({"Untagged": ref.familiar()})
+                    self._events("image", "untag", image.id, {"name": ref.familiar()})
                 deleted.extend(self._remove_image(image))
-                reclaimed += size
+        reclaimed = sum(layer_sizes.get(d.get("Deleted", ""), 0) for d in deleted)
         self._events("image", "prune", "", {"reclaimed": str(reclaimed)})
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
@@ -307,12 +375,16 @@ class ImageService:
         """Load an archive; return the lines docker prints."""
         path = spool_to_file(src, self.layout.tmp)
         try:
-            loader = Loader(self.content, self.layers, self.images, self.chains_in_use)
-            with self._lock:
-                loaded = loader.load(path)
-                return self._tag_loaded(loaded)
+            return self.load_file(path)
         finally:
             os.unlink(path)
+
+    def load_file(self, path: str) -> list[str]:
+        """Load an archive already in a file (read with random access)."""
+        loader = Loader(self.content, self.layers, self.images, self.chains_in_use)
+        with self._lock:
+            loaded = loader.load(path)
+            return self._tag_loaded(loaded)
 
     def _tag_loaded(self, loaded: list[Loaded]) -> list[str]:
         lines = []
@@ -329,29 +401,47 @@ class ImageService:
         return lines
 
     def resolve_for_save(self, names: list[str]) -> list[tuple[Image, list[reference.Reference]]]:
-        """Each name picks an image with that tag, or (a bare repository) every
-        tag of the repository, or (an ID) the image without tags."""
+        """Each name picks, as dockerd's tarexporter does: an ID the image
+        untagged; a repository every tag of it (or, with none, the image whose
+        ID starts with the name); a tag or digest the image it names."""
         picked: dict[str, list[reference.Reference]] = {}
+
+        def add(image_id: str, ref: reference.Reference | None = None) -> None:
+            bucket = picked.setdefault(image_id, [])
+            if ref is not None and not ref.digest and str(ref) not in map(str, bucket):
+                bucket.append(ref)
+
         for name in names:
-            refs: list[reference.Reference] = []
             try:
                 parsed = reference.parse_any(name)
-            except reference.ReferenceError:
-                parsed = None
-            if isinstance(parsed, reference.Reference) and not parsed.tag and not parsed.digest:
-                repo_refs = [r for i in self.images for r in self.images.refs_of(i.id)
-                             if r.name == parsed.name and r.tag]
-                if repo_refs:
-                    for r in repo_refs:
-                        picked.setdefault(self.images.lookup(str(r)).id, []).append(r)
-                    continue
-            image = self.get(name)
-            if isinstance(parsed, reference.Reference) and \
-                    any(str(r) == str(parsed.tagged_or_latest()) for r in self.images.refs_of(image.id)):
-                refs.append(parsed.tagged_or_latest())
-            bucket = picked.setdefault(image.id, [])
-            bucket.extend(r for r in refs if str(r) not in {str(b) for b in bucket})
+            except reference.ReferenceError as e:
+                raise errdefs.InvalidParameter(str(e)) from e
+            if isinstance(parsed, str) or parsed.familiar_name == "sha256":
+                add(self.get(name).id)
+            elif not parsed.tag and not parsed.digest:
+                found = self.images.by_name(parsed.name)
+                for ref, image_id in found:
+                    add(image_id, ref)
+                if not found:
+                    add(self._search(name).id)
+            else:
+                image_id = self.images.resolve(parsed)
+                if image_id is None:
+                    raise NoSuchImage("reference does not exist")
+                add(image_id, parsed)
         return [(self.images.get(i), refs) for i, refs in picked.items()]
+
+    def _search(self, term: str) -> Image:
+        """An image by ID prefix only (dockerd's image store Search)."""
+        if reference.is_id_prefix(term):
+            prefix = term.removeprefix("sha256:")
+            found = [i for i in self.images if i.id[7:].startswith(prefix)]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise errdefs.InvalidParameter(
+                    f"multiple IDs found with provided prefix: {prefix}")
+        raise NoSuchImage(f"No such image: {term}")
 
     def save(self, selection: list[tuple[Image, list[reference.Reference]]], out: BinaryIO) -> None:
         Saver(self.content, self.layers, self.layout.tmp).save(selection, out)
@@ -359,20 +449,30 @@ class ImageService:
             self._events("image", "save", image.id, {"name": image.id})
 
     def import_(self, src: BinaryIO, repo: str, tag: str, changes: list[str],
-                message: str) -> Image:
+                message: str, platform: str = "") -> Image:
         ref = None
         if repo:
             try:
                 ref = reference.parse_normalized(repo)
+                if ref.digest:
+                    raise errdefs.InvalidParameter("cannot import digest reference")
                 if tag:
-                    reference.validate_tag(tag)
                     ref = ref.with_tag(tag)
             except reference.ReferenceError as e:
                 raise errdefs.InvalidParameter(str(e)) from e
             ref = ref.tagged_or_latest()
+            check_taggable(ref)
+        os_name = platform.split("/")[0].lower() if platform else "linux"
+        if os_name != "linux" and not ("/" not in platform and os_name in _ARCHITECTURES):
+            raise errdefs.InvalidParameter("operating system is not supported")
         with self._lock:
-            image = import_rootfs(src, self.content, self.layers, self.images, changes,
-                                  message or "Imported from -")
+            try:
+                image = import_rootfs(src, self.content, self.layers, self.images, changes,
+                                      message or "Imported from -")
+            except InvalidLayer as e:
+                raise layer_failure(e) from None
+            except CorruptStream as e:
+                raise errdefs.InvalidParameter(tar_failure(e)) from e
             if ref is not None:
                 self.images.tag(image.id, ref)
         self._events("image", "import", image.id, {"name": image.id})
@@ -400,24 +500,125 @@ def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
     return True
 
 
-def _path_match(pattern: str, name: str) -> bool:
-    """Go's path.Match: `*` and `?` never match a slash."""
-    regex = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c)
-                    for c in pattern)
-    return re.fullmatch(regex, name) is not None
+# -- reference patterns: Go's path.Match ----------------------------------------
+
+def _scan_chunk(pattern: str) -> tuple[bool, str, str]:
+    star = False
+    while pattern.startswith("*"):
+        pattern, star = pattern[1:], True
+    in_range, i = False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 1 if i + 1 < len(pattern) else 0
+        elif c == "[":
+            in_range = True
+        elif c == "]":
+            in_range = False
+        elif c == "*" and not in_range:
+            break
+        i += 1
+    return star, pattern[:i], pattern[i:]
 
 
-def _reference_matches(ref: reference.Reference, pattern: str) -> bool:
-    """dockerd matches `reference=` against the familiar name, with and
-    without the tag."""
-    return _path_match(pattern, ref.familiar()) or _path_match(pattern, ref.familiar_name)
+def _get_esc(chunk: str) -> tuple[str, str]:
+    if not chunk or chunk[0] in "-]":
+        raise PatternError("syntax error in pattern")
+    if chunk[0] == "\\":
+        chunk = chunk[1:]
+        if not chunk:
+            raise PatternError("syntax error in pattern")
+    if len(chunk) < 2:
+        raise PatternError("syntax error in pattern")
+    return chunk[0], chunk[1:]
 
 
-def _until(value: str) -> int:
+def _match_chunk(chunk: str, s: str) -> str | None:
+    """The rest of `s` after `chunk` matched its start, or None; raises
+    PatternError for a malformed chunk even when the match already failed."""
+    failed = False
+    while chunk:
+        if not failed and not s:
+            failed = True
+        c = chunk[0]
+        if c == "[":
+            r = ""
+            if not failed:
+                r, s = s[0], s[1:]
+            chunk = chunk[1:]
+            negated = chunk.startswith("^")
+            if negated:
+                chunk = chunk[1:]
+            matched, ranges = False, 0
+            while True:
+                if chunk.startswith("]") and ranges > 0:
+                    chunk = chunk[1:]
+                    break
+                lo, chunk = _get_esc(chunk)
+                hi = lo
+                if chunk[0] == "-":
+                    hi, chunk = _get_esc(chunk[1:])
+                if lo <= r <= hi:
+                    matched = True
+                ranges += 1
+            if matched == negated:
+                failed = True
+        elif c == "?":
+            if not failed:
+                failed, s = s[0] == "/", s[1:]
+            chunk = chunk[1:]
+        else:
+            if c == "\\":
+                chunk = chunk[1:]
+                if not chunk:
+                    raise PatternError("syntax error in pattern")
+            if not failed:
+                failed, s = chunk[0] != s[0], s[1:]
+            chunk = chunk[1:]
+    return None if failed else s
+
+
+def path_match(pattern: str, name: str) -> bool:
+    """Go's path.Match: `*` and `?` never match a slash, `[...]` classes,
+    `\\` escapes; a malformed pattern raises PatternError."""
+    while pattern:
+        star, chunk, pattern = _scan_chunk(pattern)
+        if star and not chunk:
+            return "/" not in name  # a trailing * matches the rest, unless it has a /
+        rest = _match_chunk(chunk, name)
+        if rest is not None and (not rest or pattern):
+            name = rest
+            continue
+        if star:
+            i, found = 0, False
+            while i < len(name) and name[i] != "/":
+                rest = _match_chunk(chunk, name[i + 1:])
+                if rest is not None and (pattern or not rest):
+                    name, found = rest, True
+                    break
+                i += 1
+            if found:
+                continue
+        while pattern:  # the rest of the pattern must still be well-formed
+            _, chunk, pattern = _scan_chunk(pattern)
+            _match_chunk(chunk, "")
+        return False
+    return not name
+
+
+def familiar_match(pattern: str, ref: reference.Reference) -> bool:
+    """dockerd's reference.FamiliarMatch: the familiar string, else the
+    familiar name (whose own pattern error is ignored)."""
+    if path_match(pattern, ref.familiar()):
+        return True
     try:
-        return int(float(value))
-    except ValueError:
-        return unix_time(value)
+        return path_match(pattern, ref.familiar_name)
+    except PatternError:
+        return False
 
 
-__all__ = ["ImageService", "NoSuchImage"]
+# api/routes/containers.py still imports this name; it moves to
+# dockyard.timefilter.until_seconds, and then this alias goes.
+_until = timefilter.until_seconds
+
+__all__ = ["ImageService", "NoSuchImage", "familiar_match", "path_match"]

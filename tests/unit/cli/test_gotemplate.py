@@ -6,7 +6,7 @@ the same template and data.
 
 import pytest
 
-from dockyard.cli.gotemplate import (TemplateError, is_table, json_marshal, parse, render,
+from dockyard.cli.gotemplate import (GoZero, TemplateError, is_table, json_marshal, parse, render,
                                      render_table, table_body, tabwrite)
 
 DATA = {
@@ -377,3 +377,225 @@ def test_json_uses_an_objects_own_marshaljson():
             return '{"Tag":"\\u003cnone\\u003e"}'
 
     assert render("{{json .}} {{json .Tag}}", Context()) == '{"Tag":"\\u003cnone\\u003e"} "<none>"'
+
+
+# --- MarshalJSON: the json.Marshaler hook ----------------------------------------------------
+
+class Marshaler:
+    def __init__(self, out):
+        self.out = out
+
+    def MarshalJSON(self):
+        if isinstance(self.out, Exception):
+            raise self.out
+        return self.out
+
+
+def test_marshaljson_output_is_checked_and_compacted_at_any_depth():
+    assert json_marshal(Marshaler('{ "a" : [1, 2],\n "b": "x y" }')) == '{"a":[1,2],"b":"x y"}'
+    assert json_marshal(Marshaler(b'"bytes"')) == '"bytes"'
+    assert render("{{json .}}", {"rows": [Marshaler("1.50"), Marshaler("null")]}) == (
+        '{"rows":[1.50,null]}')   # tokens stay as written
+
+
+def test_marshaljson_wins_over_being_a_mapping():
+    class Context(dict):
+        def MarshalJSON(self):
+            return '{"as":"marshaled"}'
+
+    assert render("{{json .}}", Context(a=1)) == '{"as":"marshaled"}'
+
+
+def test_marshaljson_html_escaping_follows_the_encoder():
+    m = Marshaler('{"s":"<a&b>"}')
+    assert render("{{json .}}", m) == '{"s":"<a&b>"}'   # docker: SetEscapeHTML(false)
+    assert json_marshal(m, escape_html=True) == '{"s":"\\u003ca\\u0026b\\u003e"}'
+
+
+def test_marshaljson_errors_print_nothing_as_in_docker():
+    from dockyard.cli.gojson import MarshalError
+    for bad in ('{"a":', "NaN", MarshalError("json: no")):
+        assert render("[{{json .}}]", Marshaler(bad)) == "[]"
+        with pytest.raises(MarshalError):
+            json_marshal(Marshaler(bad))
+    assert render("[{{json .}}]", {"f": float("nan")}) == "[]"
+
+
+def test_marshaljson_exceptions_are_template_errors():
+    assert error_of("{{json .}}", Marshaler(KeyError("x"))) == (
+        "template: :1:2: executing \"\" at <json .>: error calling json: 'x'")
+
+
+# --- missingkey=error (Go's Option("missingkey=error")) ----------------------------------------
+
+def test_missingkey_error_stops_at_a_missing_map_key():
+    with pytest.raises(TemplateError) as exc:
+        render("{{.Nope}}", {}, missingkey="error")
+    assert str(exc.value) == (
+        'template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope"')
+    with pytest.raises(TemplateError) as exc:
+        parse("x\n {{if .Config.Nope}}{{end}}", missingkey="error").execute(DATA)
+    assert str(exc.value) == ('template: :2:13: executing "" at <.Config.Nope>: '
+                              'map has no entry for key "Nope"')
+
+
+def test_missingkey_error_on_nil_data_and_missing_values():
+    with pytest.raises(TemplateError) as exc:
+        render("{{.Foo}}", None, missingkey="error")
+    assert str(exc.value).endswith('at <.Foo>: nil data; no entry for key "Foo"')
+    with pytest.raises(TemplateError) as exc:
+        render('{{(index . "nope").X}}', {}, missingkey="error")
+    assert str(exc.value).endswith('nil data; no entry for key "X"')
+
+
+def test_missingkey_error_leaves_present_keys_index_and_structs_alone():
+    tmpl = parse('{{.Name}} {{.Nil}} {{.Config.Nested.Deep}} {{index .Labels "nope"}}',
+                 missingkey="error")
+    assert tmpl.execute(DATA) == "web <nil> value <no value>"
+    assert tmpl.missingkey == "error"
+    assert render("{{.}}", None, missingkey="error") == "<no value>"
+    with pytest.raises(TemplateError) as exc:
+        render("{{.Size}}", ImageContext(), missingkey="error")
+    assert str(exc.value).endswith("can't evaluate field Size in type ImageContext")
+
+
+def test_missingkey_default_and_invalid_are_gos_default():
+    for option in ("default", "invalid"):
+        assert render("{{.Nope}} {{.A.B}}", {}, missingkey=option) == "<no value> <no value>"
+
+
+@pytest.mark.parametrize("option", ["zero", "bogus", ""])
+def test_missingkey_other_options_are_refused(option):
+    with pytest.raises(ValueError, match=f"unrecognized option: missingkey={option}"):
+        parse("{{.}}", missingkey=option)
+
+
+# --- GoZero: typed nils and empty structs ------------------------------------------------------
+
+ZEROS = {
+    "Slice": GoZero("[]string"),
+    "Map": GoZero("map[string]string"),
+    "Ptr": GoZero("*types.Health"),
+    "Empty": GoZero("struct {}"),
+    "Volumes": {"/data": GoZero("struct {}")},
+    "Cmd": GoZero("strslice.StrSlice", "slice"),
+}
+
+
+@pytest.mark.parametrize("text, want", [
+    ("{{.Slice}} {{.Map}} {{.Ptr}} {{.Empty}} {{.Volumes}} {{.Cmd}}",
+     "[] map[] <nil> {} map[/data:{}] []"),
+    ('{{printf "%T|%T|%T|%T" .Slice .Map .Ptr .Cmd}}',
+     "[]string|map[string]string|*types.Health|strslice.StrSlice"),
+    ('{{printf "%s %d %v %d %s" .Slice .Map .Empty .Ptr .Ptr}}',
+     "[] map[] {} 0 %!s(*types.Health=<nil>)"),
+    ("{{json .Slice}} {{json .Map}} {{json .Ptr}} {{json .Empty}} {{json .Volumes}}",
+     'null null null {} {"/data":{}}'),
+    ("{{if .Slice}}a{{end}}{{if .Map}}b{{end}}{{if .Ptr}}c{{end}}{{if .Empty}}d{{end}}", "d"),
+    ("{{len .Slice}} {{len .Map}}", "0 0"),
+    ("{{range .Slice}}x{{else}}none{{end}} {{range $k, $v := .Map}}x{{else}}none{{end}}",
+     "none none"),
+    ('{{.Map.Key}}|{{index .Map "k"}}|{{index .Volumes "/data"}}|{{join .Slice ","}}|',
+     "<no value>||{}||"),
+    ("{{slice .Slice}} {{eq .Ptr nil}} {{eq .Slice nil}} {{eq .Empty nil}} {{eq nil .Map}}",
+     "[] true true false true"),
+])
+def test_gozero_prints_and_behaves_like_gos_typed_values(text, want):
+    assert render(text, ZEROS) == want
+
+
+def test_gozero_in_structs_and_json():
+    class Health:
+        def __init__(self):
+            self.Status = "starting"
+            self.Log = GoZero("[]*types.HealthcheckResult")
+
+    assert render("{{.}} {{json .}}", Health()) == '{starting []} {"Status":"starting","Log":null}'
+
+
+@pytest.mark.parametrize("text, want", [
+    ("{{.Ptr.Status}}", 'template: :1:6: executing "" at <.Ptr.Status>: '
+                        "nil pointer evaluating *types.Health.Status"),
+    ("{{.Slice.X}}", 'template: :1:8: executing "" at <.Slice.X>: '
+                     "can't evaluate field X in type []string"),
+    ("{{.Empty.X}}", 'template: :1:8: executing "" at <.Empty.X>: '
+                     "can't evaluate field X in type struct {}"),
+    ("{{len .Ptr}}", 'template: :1:2: executing "" at <len .Ptr>: '
+                     "error calling len: len of nil pointer"),
+    ("{{index .Slice 0}}", 'template: :1:2: executing "" at <index .Slice 0>: '
+                           "error calling index: index out of range: 0"),
+    ("{{range .Ptr}}{{end}}", 'template: :1:8: executing "" at <.Ptr>: '
+                              "range can't iterate over <nil>"),
+    ("{{upper .Slice}}", 'template: :1:8: executing "" at <.Slice>: '
+                         "wrong type for value; expected string; got []string"),
+])
+def test_gozero_errors_name_the_go_type(text, want):
+    assert error_of(text, ZEROS) == want
+
+
+def test_gozero_missingkey_error_on_a_nil_map():
+    with pytest.raises(TemplateError) as exc:
+        render("{{.Map.Key}}", ZEROS, missingkey="error")
+    assert str(exc.value).endswith('map has no entry for key "Key"')
+
+
+def test_gozero_kind_comes_from_the_type_or_must_be_given():
+    assert GoZero("[]int").kind == "slice" and GoZero("map[a]b").kind == "map"
+    assert GoZero("*x.Y").kind == "ptr" and GoZero("struct {}").kind == "struct"
+    assert GoZero("nat.PortSet", "map") == GoZero("nat.PortSet", "map")
+    with pytest.raises(ValueError):
+        GoZero("nat.Port")
+    with pytest.raises(ValueError):
+        GoZero("[]string", "array")
+
+
+# --- chained fields: errors point where Go's parser puts the chain -----------------------------
+
+@pytest.mark.parametrize("text, want", [
+    # Checked against docker 28.2.2 (go1.24): the chain sits at its second identifier.
+    ("{{.Name.X.Y}}", 'template: :1:7: executing "" at <.Name.X.Y>: '
+                      "can't evaluate field X in type string"),
+    ("{{$.Name.X}}", 'template: :1:3: executing "" at <$.Name.X>: '
+                     "can't evaluate field X in type string"),
+    ("{{$x := .Name}}{{$x.A.B}}", 'template: :1:19: executing "" at <$x.A.B>: '
+                                  "can't evaluate field A in type string"),
+    ('{{printf "%s" .Name.X.Y}}', 'template: :1:19: executing "" at <.Name.X.Y>: '
+                                  "can't evaluate field X in type string"),
+    ("{{.Name.X 1}}", 'template: :1:7: executing "" at <.Name.X>: '
+                      "can't evaluate field X in type string"),
+    ("{{with .Config}}\n  {{.Nested.Deep.X}}{{end}}", 'template: :2:11: executing "" at '
+                                                      "<.Nested.Deep.X>: can't evaluate field X "
+                                                      "in type string"),
+    # (pipe).X: Go reports the last node it evaluated, the one inside the parentheses.
+    ("{{(.Name).X.Y}}", 'template: :1:3: executing "" at <.Name>: '
+                        "can't evaluate field X in type string"),
+])
+def test_chained_field_errors_report_gos_column(text, want):
+    assert error_of(text) == want
+
+
+# --- start-up cost ------------------------------------------------------------------------------
+
+def test_import_loads_no_typing_re_json_or_collections():
+    """`import dockyard.cli.gotemplate` and a plain template load only our own modules;
+    `json` and tables load gojson and tabwriter when they run."""
+    import subprocess
+    import sys
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from dockyard.cli import gotemplate\n"
+        "gotemplate.render('{{.A}} {{printf \"%5.2f\" .B}} {{index .C 0}}',"
+        " {'A': 'x', 'B': 1.5, 'C': [1]})\n"
+        "print(sorted(set(sys.modules) - before))\n"
+        "gotemplate.render('{{json .}}', {})\n"
+        "gotemplate.render_table('{{.A}}', [], {'A': 'A'})\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith('dockyard')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    # (__future__ is what `from __future__ import annotations` itself loads.)
+    assert eval(out[0]) == ["__future__", "dockyard", "dockyard.cli", "dockyard.cli.goexec",
+                            "dockyard.cli.gofmt", "dockyard.cli.gofuncs",
+                            "dockyard.cli.goparse", "dockyard.cli.gotemplate", "math"]
+    assert {"dockyard.cli.gojson", "dockyard.cli.tabwriter"} <= set(eval(out[1]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import tempfile
 
@@ -15,6 +16,8 @@ from dockyard.api import filters
 from dockyard.api.app import Router, json_response, query_bool
 
 CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 def _service(request: web.Request):
@@ -39,12 +42,22 @@ async def spool_body(request: web.Request, directory: str) -> str:
 
 
 async def json_lines(request: web.Request, messages: list[dict]) -> web.StreamResponse:
+    """A JSON message stream, one message a line, as Go's encoder writes them."""
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
     for message in messages:
-        await response.write((json.dumps(message) + "\r\n").encode())
+        await response.write((json.dumps(message, separators=(",", ":")) + "\r\n").encode())
     await response.write_eof()
     return response
+
+
+def stream_error(err: BaseException) -> dict:
+    """An error as the last message of a stream (moby's streamformatter.FormatError):
+    the status is already 200, so clients read it from here."""
+    if not isinstance(err, errdefs.DockyardError):
+        log.error("unexpected error", exc_info=err)
+    message = str(err) or type(err).__name__
+    return {"errorDetail": {"message": message}, "error": message}
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -67,10 +80,7 @@ async def image_history(request: web.Request) -> web.Response:
 
 async def tag_image(request: web.Request) -> web.Response:
     svc = _service(request)
-    repo = request.query.get("repo", "")
-    if not repo:
-        raise errdefs.InvalidParameter("repository name must have at least one component")
-    await asyncio.to_thread(svc.tag, request.match_info["name"], repo,
+    await asyncio.to_thread(svc.tag, request.match_info["name"], request.query.get("repo", ""),
                             request.query.get("tag", ""))
     return web.Response(status=201)
 
@@ -89,16 +99,19 @@ async def prune_images(request: web.Request) -> web.Response:
 
 
 async def load_images(request: web.Request) -> web.StreamResponse:
+    """As dockerd's postImagesLoad: once the archive is received the answer is
+    200, and a failed load is the stream's error message (docker-py raises
+    ImageLoadError, the docker CLI prints the message alone)."""
     svc = _service(request)
     path = await spool_body(request, svc.layout.tmp)
     try:
-        def run():
-            with open(path, "rb") as f:
-                return svc.load(f)
-        lines = await asyncio.to_thread(run)
+        lines = await asyncio.to_thread(svc.load_file, path)
+        messages = [{"stream": line + "\n"} for line in lines]
+    except Exception as e:  # noqa: BLE001 - every failure goes into the stream
+        messages = [stream_error(e)]
     finally:
         os.unlink(path)
-    return await json_lines(request, [{"stream": line + "\n"} for line in lines])
+    return await json_lines(request, messages)
 
 
 async def save_images(request: web.Request) -> web.StreamResponse:
@@ -143,7 +156,8 @@ async def create_image(request: web.Request) -> web.StreamResponse:
         def run():
             with open(path, "rb") as f:
                 return svc.import_(f, request.query.get("repo", ""), request.query.get("tag", ""),
-                                   changes, request.query.get("message", ""))
+                                   changes, request.query.get("message", ""),
+                                   request.query.get("platform", ""))
         image = await asyncio.to_thread(run)
     finally:
         os.unlink(path)

@@ -1,0 +1,705 @@
+"""`create`, `run` and `start`: making containers and running them attached,
+step for step as the docker CLI does (cli/command/container/create.go,
+run.go, start.go, hijack.go, tty.go, signals.go).
+
+`run` without -d:
+
+1. `POST /containers/create`; on "No such image" say so, ask the daemon to
+   pull (`POST /images/create?fromImage=`) and create again;
+2. `POST /containers/{id}/attach` upgraded to a raw stream; a thread copies
+   stdin to it (and half-closes at EOF), another copies its output to
+   stdout/stderr (frames, or raw bytes with a TTY);
+3. `POST /containers/{id}/wait?condition=next-exit` (`removed` with --rm):
+   the daemon sends its headers at once, and the body when the container
+   exits, so nothing can be missed by starting only now;
+4. `POST /containers/{id}/start`; with a TTY, send the terminal's size;
+5. when the output ends, read the exit status and exit with it.
+
+Exit statuses are docker's: 125 when the daemon refuses to create or start,
+126 when the command cannot be run ("permission denied"), 127 when it is
+not there ("executable file not found", "no such file or directory"), and
+otherwise the container's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+
+from dockyard.cli.command import PROG, Cli, StatusError
+from dockyard.cli.pflag import FlagSet
+from dockyard.cli import runopts
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from dockyard.cli.pflag import Values
+    from dockyard.client.hijack import Hijacked
+
+USE = "[OPTIONS] IMAGE [COMMAND] [ARG...]"
+PULL_OPTIONS = ("always", "missing", "never", "")
+
+
+def with_help(message: str, command: str) -> str:
+    """withHelp: "docker: <error>" and where to find help."""
+    return f"{PROG}: {message}\n\nRun '{PROG} {command} --help' for more information"
+
+
+def to_status_error(message: str) -> StatusError:
+    """toStatusError: 127 for a command that is not there, 126 for one that cannot
+    be executed, 125 for every other failure to create or start."""
+    status = 125
+    if ("executable file not found" in message or "no such file or directory" in message
+            or "system cannot find the file specified" in message):
+        status = 127
+    elif "permission denied" in message or "is a directory" in message:
+        status = 126
+    return StatusError(with_help(message, "run"), status)
+
+
+def _error_text(e: Exception) -> str:
+    from dockyard.client.api import APIError
+    if isinstance(e, APIError):
+        return f"Error response from daemon: {e.message}"
+    return str(e)
+
+
+# --- create ------------------------------------------------------------------------------
+
+
+def _parse_platform(platform: str) -> str:
+    """containerd's platforms.Parse, normalized and joined as the engine client sends it."""
+    arches = {"x86_64": "amd64", "x86-64": "amd64", "amd64": "amd64", "aarch64": "arm64",
+              "arm64": "arm64", "armhf": "arm", "armel": "arm", "arm": "arm", "i386": "386",
+              "386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+    oses = {"linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos",
+            "android", "ios", "aix", "dragonfly", "plan9", "js", "wasip1"}
+    import re
+    parts = platform.split("/")
+    for part in parts:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", part):
+            raise ValueError(f'"{part}" is an invalid component of "{platform}": platform '
+                             'specifier component must match "^[A-Za-z0-9_.-]+$": '
+                             "invalid argument")
+    if len(parts) > 3:
+        raise ValueError(f'"{platform}": cannot parse platform specifier: invalid argument')
+    os_name = parts[0].lower()
+    if len(parts) == 1:
+        if os_name in oses:
+            from dockyard.cli.system import _arch
+            return f"{os_name}/{_arch()}"
+        if os_name in arches:
+            return f"linux/{arches[os_name]}"
+        raise ValueError(f'"{platform}": unknown operating system or architecture: '
+                         "invalid argument")
+    arch = parts[1].lower()
+    variant = parts[2].lower() if len(parts) == 3 else ""
+    if arch in ("armhf",):
+        variant = variant or "v7"
+    elif arch == "armel":
+        variant = variant or "v6"
+    elif arch in ("aarch64", "arm64") and variant in ("8", "v8"):
+        variant = ""
+    arch = arches.get(arch, arch)
+    return "/".join(p for p in (os_name, arch, variant) if p)
+
+
+def _pull(cli: Cli, image: str, platform: str, quiet: bool) -> None:
+    """pullImage: POST /images/create?fromImage=NAME&tag=TAG, progress on stderr."""
+    from dockyard.image import reference
+    ref = reference.parse_normalized(image)
+    tag = ref.digest or (ref.tag or "latest")
+    query = {"fromImage": ref.name, "tag": tag}
+    if platform:
+        query["platform"] = platform.lower()
+    response = cli.client.request("POST", "/images/create", query=query,
+                                  headers={"X-Registry-Auth": ""})
+    from dockyard.cli import jsonstream
+    from dockyard.cli.command import stream_is_terminal
+    messages = jsonstream.iter_messages(response)
+    if quiet:
+        for msg in messages:
+            if msg.get("error") or msg.get("errorDetail"):
+                raise StatusError((msg.get("errorDetail") or {}).get("message") or msg["error"])
+        return
+    jsonstream.display(messages, cli.err, stream_is_terminal(cli.err))
+
+
+class _CidFile:
+    """--cidfile: refused if it exists; removed again unless an ID was written."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.file = None
+        self.written = False
+        if not path:
+            return
+        if os.path.exists(path):
+            raise StatusError("container ID file found, make sure the other container isn't "
+                              f"running or delete {path}")
+        try:
+            self.file = open(path, "w")
+        except OSError as e:
+            from dockyard.cli.command import go_path_error
+            raise StatusError(f"failed to create the container ID file: {go_path_error(e)}") \
+                from None
+
+    def write(self, container_id: str) -> None:
+        if self.file is not None:
+            self.file.write(container_id)
+            self.file.flush()
+            self.written = True
+
+    def close(self) -> None:
+        if self.file is None:
+            return
+        self.file.close()
+        if not self.written:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+
+
+def create_container(cli: Cli, body: dict[str, Any], o: Values) -> str:
+    """createContainer: create, pulling first if asked or if the image is missing;
+    warnings to stderr; the new container's ID."""
+    from dockyard.client.api import APIError
+    from dockyard.image import reference
+    cidfile = _CidFile(body["HostConfig"].get("ContainerIDFile", ""))
+    try:
+        image = body["Image"]
+        try:
+            parsed = reference.parse_any(image)
+        except reference.ReferenceError as e:
+            raise StatusError(str(e)) from None
+        named = parsed.tagged_or_latest() if isinstance(parsed, reference.Reference) else None
+        platform = ""
+        if o.platform:
+            try:
+                platform = _parse_platform(o.platform)
+            except ValueError as e:
+                raise StatusError(f"error parsing specified platform: {e}") from None
+        endpoints = body["NetworkingConfig"]["EndpointsConfig"]
+        if any(ep.get("MacAddress") for ep in endpoints.values()):
+            # The engine client refuses this below API 1.44, before asking.
+            from dockyard.cli.command import require_api
+            require_api(cli, "specify mac-address per network", "1.44")
+        if o.use_api_socket:
+            _mount_api_socket(cli, body)
+        if o.pull == "always":
+            _pull(cli, image, o.platform, o.quiet)
+        query = []   # url.Values.Encode: sorted by key
+        if o.name:
+            query.append(("name", o.name))
+        if platform:
+            query.append(("platform", platform))
+        try:
+            response = cli.client.post("/containers/create", query=query or None, body=body)
+        except APIError as e:
+            if not (e.status == 404 and named is not None and o.pull in ("missing", "")):
+                raise
+            if not o.quiet:
+                cli.err.write(f"Unable to find image '{named.familiar()}' locally\n")
+                cli.err.flush()
+            _pull(cli, image, o.platform, o.quiet)
+            response = cli.client.post("/containers/create", query=query or None, body=body)
+        warnings = list(response.get("Warnings") or [])
+        for dns in body["HostConfig"].get("Dns") or []:
+            import ipaddress
+            try:
+                if ipaddress.ip_address(dns).is_loopback:
+                    warnings.append(f"Localhost DNS ({dns}) may fail in containers.")
+                    break
+            except ValueError:
+                continue
+        for w in warnings:
+            cli.err.write(f"WARNING: {w}\n")
+        container_id = response["Id"]
+        cidfile.write(container_id)
+        return container_id
+    finally:
+        cidfile.close()
+
+
+def _mount_api_socket(cli: Cli, body: dict[str, Any]) -> None:
+    host = cli.host_url
+    if not host.startswith("unix://"):
+        raise StatusError("flag --use-api-socket can only be used with unix sockets: docker "
+                          f"endpoint {host} incompatible")
+    mounts = body["HostConfig"].setdefault("Mounts", [])
+    mounts.append({"Type": "bind", "Source": host[len("unix://"):],
+                   "Target": "/var/run/docker.sock", "BindOptions": {}})
+
+
+def _console_size(cli: Cli) -> tuple[int, int]:
+    try:
+        fd = cli.out.fileno()
+        if os.isatty(fd):
+            size = os.get_terminal_size(fd)
+            return size.lines, size.columns
+    except (AttributeError, OSError, ValueError):
+        pass
+    return 0, 0
+
+
+def _flags(path: str, short: str, aliases: str, verb: str) -> FlagSet:
+    fs = FlagSet(path, USE, short, aliases=aliases, args=(1, None), interspersed=False,
+                 help_shorthand=False)
+    if verb == "running":
+        fs.bool("detach", "d", help="Run container in background and print container ID")
+        fs.bool("sig-proxy", default=True, help="Proxy received signals to the process")
+        fs.string("detach-keys", help="Override the key sequence for detaching a container")
+    runopts.add_create_flags(fs, verb)
+    runopts.add_container_flags(fs)
+    return fs
+
+
+def _body(cli: Cli, fs: FlagSet, argv: list[str], command: str) -> tuple[Values, dict]:
+    o = fs.parse(argv)
+    for flag, version in (("annotation", "1.43"), ("health-start-interval", "1.44")):
+        if flag in o.changed:   # flags newer than API 1.41, checked as docker checks them
+            from dockyard.cli.command import require_api
+            require_api(cli, f"--{flag}", version)
+    if o.pull not in PULL_OPTIONS:
+        raise StatusError(with_help(f"invalid pull option: '{o.pull}': must be one of "
+                                    '"always", "missing" or "never"', command), 125)
+    try:
+        body = runopts.build(o, o.args[0], o.args[1:], _console_size(cli))
+    except runopts.OptionsError as e:
+        raise StatusError(with_help(str(e), command), 125) from None
+    return o, body
+
+
+def create(cli: Cli, argv: list[str], path: str) -> int:
+    fs = _flags(path, "Create a new container",
+                f"{PROG} container create, {PROG} create", "creating")
+    o, body = _body(cli, fs, argv, "create")
+    cli.out.write(create_container(cli, body, o) + "\n")
+    return 0
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+def run(cli: Cli, argv: list[str], path: str) -> int:
+    fs = _flags(path, "Create and run a new container from an image",
+                f"{PROG} container run, {PROG} run", "running")
+    o, body = _body(cli, fs, argv, "run")
+    if not o.detach:
+        if body["Tty"] and body["AttachStdin"] and not _is_terminal(cli.stdin):
+            raise StatusError("the input device is not a TTY")
+    else:
+        if o.attach:
+            raise StatusError("conflicting options: cannot specify both --attach and --detach")
+        body.update(AttachStdin=False, AttachStdout=False, AttachStderr=False, StdinOnce=False)
+    from dockyard.client.api import APIError
+    try:
+        container_id = create_container(cli, body, o)
+    except APIError as e:
+        raise to_status_error(_error_text(e)) from None
+    except StatusError as e:
+        raise to_status_error(e.message) from None
+    attach = body["AttachStdin"] or body["AttachStdout"] or body["AttachStderr"]
+    proxy = SignalProxy(cli, container_id) if o.sig_proxy else None
+    try:
+        if not attach:
+            cli.out.write(container_id + "\n")
+            cli.out.flush()
+        return _run_attached(cli, container_id, body, o, attach)
+    finally:
+        if proxy is not None:
+            proxy.stop()
+
+
+def _run_attached(cli: Cli, container_id: str, body: dict, o: Values, attach: bool) -> int:
+    from dockyard.client.api import APIError
+    from dockyard.client import hijack
+    tty = bool(body["Tty"])
+    streamer = None
+    if attach:
+        try:
+            conn = hijack.attach(cli.client, container_id, stdin=body["AttachStdin"],
+                                 stdout=body["AttachStdout"], stderr=body["AttachStderr"],
+                                 detach_keys=o.detach_keys)
+        except APIError as e:
+            raise StatusError(_error_text(e)) from None
+        streamer = Streamer(cli, conn, tty, stdin=body["AttachStdin"],
+                            stdout=body["AttachStdout"],
+                            stderr=body["AttachStderr"], err_to_out=tty)
+        streamer.start()
+    try:
+        waiter = Waiter(cli, container_id, removed=bool(o.rm))
+    except APIError as e:
+        if streamer:
+            streamer.close()
+        raise to_status_error(_error_text(e)) from None
+    try:
+        cli.client.request("POST", f"/containers/{container_id}/start").read()
+    except APIError as e:
+        if streamer is not None:
+            streamer.close()
+        if o.rm:
+            waiter.status()   # the daemon removes a --rm container that failed to start
+        waiter.close()
+        raise to_status_error(_error_text(e)) from None
+    if streamer is None:
+        waiter.close()
+        return 0
+    if tty and _is_terminal(cli.out):
+        monitor_tty_size(cli, container_id)
+    if body["AttachStdout"] or body["AttachStderr"]:
+        streamer.wait_output()
+        status = waiter.status()
+    else:
+        status = waiter.status()
+    streamer.close()
+    if streamer.error is not None:
+        raise StatusError(str(streamer.error))
+    if status != 0:
+        raise StatusError("", status)
+    return 0
+
+
+# --- start -----------------------------------------------------------------------------------
+
+
+def start(cli: Cli, argv: list[str], path: str) -> int:
+    fs = FlagSet(path, "[OPTIONS] CONTAINER [CONTAINER...]",
+                 "Start one or more stopped containers",
+                 aliases=f"{PROG} container start, {PROG} start", args=(1, None))
+    fs.bool("attach", "a", help="Attach STDOUT/STDERR and forward signals")
+    fs.bool("interactive", "i", help="Attach container's STDIN")
+    fs.string("detach-keys", help="Override the key sequence for detaching a container")
+    fs.string("checkpoint", help="Restore from this checkpoint", hidden=True)
+    fs.string("checkpoint-dir", help="Use a custom checkpoint storage directory", hidden=True)
+    o = fs.parse(argv)
+    from dockyard.client.api import APIError
+    if o.attach or o.interactive:
+        if len(o.args) > 1:
+            raise StatusError("you cannot start and attach multiple containers at once")
+        return _start_attached(cli, o)
+    if o.checkpoint:
+        if len(o.args) > 1:
+            raise StatusError("you cannot restore multiple containers at once")
+        cli.client.request("POST", f"/containers/{o.args[0]}/start",
+                           query={"checkpoint": o.checkpoint,
+                                  "checkpoint-dir": o.checkpoint_dir or None}).read()
+        return 0
+    failed = []
+    for name in o.args:
+        try:
+            cli.client.request("POST", f"/containers/{name}/start").read()
+        except APIError as e:
+            cli.err.write(_error_text(e) + "\n")
+            failed.append(name)
+            continue
+        cli.out.write(name + "\n")
+    if failed:
+        raise StatusError(f"Error: failed to start containers: {', '.join(failed)}")
+    return 0
+
+
+def _start_attached(cli: Cli, o: Values) -> int:
+    from dockyard.client import hijack
+    c = cli.client.get(f"/containers/{o.args[0]}/json")
+    container_id = c["Id"]
+    config = c.get("Config") or {}
+    tty = bool(config.get("Tty"))
+    with_stdin = bool(o.interactive and config.get("OpenStdin"))
+    proxy = SignalProxy(cli, container_id) if not tty else None
+    try:
+        conn = hijack.attach(cli.client, container_id, stdin=with_stdin, stdout=True,
+                             stderr=True, detach_keys=o.detach_keys)
+        streamer = Streamer(cli, conn, tty, stdin=with_stdin, stdout=True, stderr=True)
+        streamer.start()
+        auto_remove = bool((c.get("HostConfig") or {}).get("AutoRemove"))
+        waiter = Waiter(cli, container_id, removed=auto_remove)
+        from dockyard.client.api import APIError
+        try:
+            cli.client.request("POST", f"/containers/{container_id}/start").read()
+        except APIError:
+            streamer.close()
+            if auto_remove:
+                waiter.status()
+            waiter.close()
+            raise
+        if tty and _is_terminal(cli.out):
+            monitor_tty_size(cli, container_id)
+        streamer.wait_output()
+        streamer.close()
+        if streamer.error is not None:
+            raise StatusError(str(streamer.error))
+        status = waiter.status()
+        if status != 0:
+            raise StatusError("", status)
+        return 0
+    finally:
+        if proxy is not None:
+            proxy.stop()
+
+
+# --- the pieces: wait, streams, terminal, signals ---------------------------------------------
+
+
+class Waiter:
+    """`POST /containers/{id}/wait`, whose headers mean the daemon is waiting; the
+    body, read later, is the exit status (125 if waiting failed, as docker)."""
+
+    def __init__(self, cli: Cli, container_id: str, removed: bool):
+        self.cli = cli
+        condition = "removed" if removed else "next-exit"
+        self.response = cli.client.request("POST", f"/containers/{container_id}/wait",
+                                           query={"condition": condition})
+        self._status: int | None = None
+
+    def status(self) -> int:
+        if self._status is not None:
+            return self._status
+        try:
+            result = json.loads(self.response.read() or b"{}")
+        except (OSError, ValueError) as e:
+            self.cli.err.write(f"error waiting for container: {e}\n")
+            self._status = 125
+            return 125
+        error = result.get("Error") or {}
+        if error.get("Message"):
+            self.cli.err.write(f"Error waiting for container: {error['Message']}\n")
+            self._status = 125
+        else:
+            self._status = int(result.get("StatusCode", 0))
+        return self._status
+
+    def close(self) -> None:
+        try:
+            self.response.close()
+        except OSError:
+            pass
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _binary(stream):
+    """The byte stream under a text stream (sys.stdout.buffer), or an adapter."""
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        return buffer
+    return _TextSink(stream)
+
+
+class _TextSink:
+    def __init__(self, stream):
+        import codecs
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(self.decoder.decode(data))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class Streamer:
+    """hijackedIOStreamer: stdin → the connection, the connection → stdout/stderr.
+
+    With a TTY and a terminal on stdin, the terminal is put in raw mode (every
+    key goes to the container, which echoes) and restored as soon as the
+    output ends, or at close()."""
+
+    def __init__(self, cli: Cli, conn: Hijacked, tty: bool, stdin: bool, stdout: bool,
+                 stderr: bool, err_to_out: bool = False):
+        self.cli = cli
+        self.conn = conn
+        self.tty = tty
+        self.stdin = stdin
+        self.out = _binary(cli.out) if stdout else None
+        self.err = (_binary(cli.out) if err_to_out else _binary(cli.err)) if stderr else None
+        self.error: Exception | None = None
+        self._raw: RawTerminal | None = None
+        self._output: threading.Thread | None = None
+        self._input: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        if self.stdin and self.tty and _is_terminal(self.cli.stdin):
+            self._raw = RawTerminal(self.cli.stdin.fileno())
+        if self.out is not None or self.err is not None:
+            self._output = threading.Thread(target=self._copy_output, daemon=True)
+            self._output.start()
+        if self.stdin:
+            self._input = threading.Thread(target=self._copy_input, daemon=True)
+            self._input.start()
+
+    def _copy_output(self) -> None:
+        from dockyard.client import hijack
+        try:
+            if self.tty:
+                hijack.copy_raw(self.conn.read1, self.out)
+            else:
+                hijack.demultiplex(self.conn.read1, self.out, self.err)
+        except BrokenPipeError:
+            pass
+        except hijack.StreamError as e:
+            self.error = e
+        finally:
+            self.restore()
+
+    def _copy_input(self) -> None:
+        read = _input_reader(self.cli.stdin)
+        try:
+            while chunk := read():
+                self.conn.send(chunk)
+        except OSError:
+            pass
+        self.restore()
+        self.conn.close_write()
+
+    def wait_output(self) -> None:
+        if self._output is not None:
+            self._output.join()
+
+    def restore(self) -> None:
+        with self._lock:
+            if self._raw is not None:
+                self._raw.restore()
+                self._raw = None
+
+    def close(self) -> None:
+        self.restore()
+        self.conn.close()
+        if self._output is not None:
+            self._output.join(5)
+
+
+def _input_reader(stdin):
+    """A function returning the next bytes of stdin, b"" at its end."""
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is not None:
+        return lambda: os.read(fd, 32768)
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None:
+        return lambda: buffer.read1(32768) if hasattr(buffer, "read1") else buffer.read(32768)
+    return lambda: stdin.read(32768).encode()
+
+
+class RawTerminal:
+    """moby/term's MakeRaw (cfmakeraw) on a terminal, and its restore."""
+
+    def __init__(self, fd: int):
+        import termios
+        self.fd = fd
+        self.saved = termios.tcgetattr(fd)
+        mode = list(self.saved)
+        mode[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
+                     | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON)
+        mode[1] &= ~termios.OPOST
+        mode[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG
+                     | termios.IEXTEN)
+        mode[2] &= ~(termios.CSIZE | termios.PARENB)
+        mode[2] |= termios.CS8
+        mode[6] = list(mode[6])
+        mode[6][termios.VMIN] = 1
+        mode[6][termios.VTIME] = 0
+        termios.tcsetattr(fd, termios.TCSANOW, mode)
+
+    def restore(self) -> None:
+        import termios
+        try:
+            termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)
+        except termios.error:
+            pass
+
+
+def resize(cli: Cli, container_id: str) -> bool:
+    """POST /containers/{id}/resize with the terminal's size; False if it failed."""
+    from dockyard.client.api import APIError
+    try:
+        size = os.get_terminal_size(cli.out.fileno())
+    except (AttributeError, OSError, ValueError):
+        return True
+    if size.lines == 0 and size.columns == 0:
+        return True
+    try:
+        cli.client.request("POST", f"/containers/{container_id}/resize",
+                           query={"h": str(size.lines), "w": str(size.columns)}).read()
+    except (APIError, OSError):
+        return False
+    return True
+
+
+def monitor_tty_size(cli: Cli, container_id: str) -> None:
+    """initTtySize and MonitorTtySize: the size now (retried for a moment, as docker
+    does, in case the process is not ready yet), and again on every SIGWINCH."""
+    if not resize(cli, container_id):
+        def retry():
+            import time
+            for attempt in range(10):
+                time.sleep((attempt + 1) * 0.01)
+                if resize(cli, container_id):
+                    return
+            cli.err.write("failed to resize tty, using default size\n")
+        threading.Thread(target=retry, daemon=True).start()
+    import signal
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGWINCH, lambda *_: threading.Thread(
+            target=resize, args=(cli, container_id), daemon=True).start())
+
+
+class SignalProxy:
+    """--sig-proxy: the signals this process gets are sent to the container
+    (`POST /containers/{id}/kill?signal=NAME`), as ForwardAllSignals does."""
+
+    SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
+               "SIGCONT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGVTALRM", "SIGPROF", "SIGXCPU",
+               "SIGXFSZ", "SIGIO", "SIGPWR", "SIGSYS", "SIGTRAP", "SIGABRT")
+
+    def __init__(self, cli: Cli, container_id: str):
+        import signal
+        self.cli = cli
+        self.container_id = container_id
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.SIGNALS:
+            number = getattr(signal, name, None)
+            if number is None:
+                continue
+            try:
+                self.previous[number] = signal.signal(number, self._forward)
+            except (OSError, ValueError):
+                continue
+
+    def _forward(self, number: int, frame) -> None:
+        import signal
+        name = signal.Signals(number).name.removeprefix("SIG")
+        threading.Thread(target=self._kill, args=(name,), daemon=True).start()
+
+    def _kill(self, name: str) -> None:
+        try:
+            self.cli.client.request("POST", f"/containers/{self.container_id}/kill",
+                                    query={"signal": name}).read()
+        except Exception:  # noqa: BLE001 - as docker: logged at debug level only
+            if self.cli.debug:
+                sys.stderr.write(f"Error sending signal {name}\n")
+
+    def stop(self) -> None:
+        import signal
+        for number, handler in self.previous.items():
+            try:
+                signal.signal(number, handler)
+            except (OSError, ValueError, TypeError):
+                pass
+        self.previous.clear()
