@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 import time
 
+from dockyard.units import human_duration
+
 TYPE_CHECKING = False  # typing costs ~10 ms at start-up; only type checkers need it
 if TYPE_CHECKING:
     from typing import Any, Iterable, Mapping
@@ -56,35 +58,7 @@ def bytes_size(size: float) -> str:
     return "%.4g%s" % (value, unit)
 
 
-# --- durations (go-units duration.go) ----------------------------------------
-
-
-def human_duration(seconds: float) -> str:
-    """HumanDuration of a duration in seconds ("About a minute", "3 days")."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
+# --- durations (go-units duration.go, in dockyard.units) ---------------------
 
 
 def since(created: float, now: float | None = None) -> str:

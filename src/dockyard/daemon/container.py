@@ -153,7 +153,7 @@ class Container:
 
     def status_text(self, now: float | None = None) -> str:
         """The `STATUS` column of `docker ps`."""
-        from dockyard.daemon.humanize import duration
+        from dockyard.units import human_duration as duration
         now = now or time.time()
         s = self.state
         if s["Running"]:

@@ -236,11 +236,18 @@ class ContainerService:
     async def _start_steps(self, c: Container) -> None:
         from dockyard.runtime import shimclient
 
+        import time as _t
+        T=[_t.perf_counter()]
+        def mark(what):
+            now=_t.perf_counter(); log.warning("TIMING %s %.1f ms", what, (now-T[0])*1000); T[0]=now
         async with contextlib.AsyncExitStack() as undo:
             rootfs = await asyncio.to_thread(self._mount_rootfs, c)
+            mark("mount")
             undo.push_async_callback(asyncio.to_thread, self._unmount_rootfs, c)
             files = await asyncio.to_thread(self._write_etc_files, c)
+            mark("etc")
             spec = await asyncio.to_thread(self._write_bundle, c, rootfs, files)
+            mark("bundle")
             runtime = self.runtimes.path(c.host_config["Runtime"])
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.exit_file(c))
@@ -256,12 +263,15 @@ class ContainerService:
             except shimclient.RuntimeFailed as e:
                 self._start_failed(c, str(e))
                 raise _StartFailed(_start_error(c, str(e))) from e
+            mark("spawn")
             live = Live(shim)
             self.live[c.id] = live
             undo.callback(self.live.pop, c.id, None)
             await self._connect_pending_attachers(c, shim)
+            mark("attachers")
             try:
                 await shim.start()
+                mark("shim.start")
             except shimclient.RuntimeFailed as e:
                 with contextlib.suppress(Exception):
                     await self.runtimes.run(c.host_config["Runtime"], "delete", "--force", c.id)
@@ -270,6 +280,7 @@ class ContainerService:
             undo.pop_all()
         c.set_running(shim.pid)
         self.save(c)
+        mark("save")
         self.emit(c, "start")
         live.watcher = asyncio.create_task(self._watch(c, live))
         del spec
@@ -557,6 +568,7 @@ class ContainerService:
                     await self.runtimes.run(c.host_config["Runtime"], "delete", "--force", c.id)
                 await self._exited(c, result)
                 continue
+            mark("spawn")
             live = Live(shim)
             self.live[c.id] = live
             live.watcher = asyncio.create_task(self._watch(c, live))

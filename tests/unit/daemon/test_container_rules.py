@@ -8,7 +8,7 @@ from dockyard import errdefs
 from dockyard.daemon import etcfiles, names
 from dockyard.daemon.container import Container, host_config, new_state, parse_time
 from dockyard.daemon.containers import _signal_number
-from dockyard.daemon.humanize import duration
+from dockyard.units import human_duration as duration
 from dockyard.daemon.validate import validate_create
 
 

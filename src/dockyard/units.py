@@ -1,7 +1,9 @@
-"""Durations in docker's words (go-units HumanDuration), for status texts."""
+"""Durations in docker's words (go-units HumanDuration), shared by the CLI's
+CREATED column and the daemon's `Up 5 seconds` status texts."""
 
 
-def duration(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    """HumanDuration of a duration in seconds ("About a minute", "3 days")."""
     s = int(seconds)
     if s < 1:
         return "Less than a second"
@@ -9,7 +11,7 @@ def duration(seconds: float) -> str:
         return "1 second"
     if s < 60:
         return f"{s} seconds"
-    minutes = s // 60
+    minutes = int(seconds / 60)
     if minutes == 1:
         return "About a minute"
     if minutes < 60:
@@ -25,4 +27,4 @@ def duration(seconds: float) -> str:
         return f"{hours // 24 // 7} weeks"
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
+    return f"{int(seconds / 3600) // 24 // 365} years"
