@@ -107,8 +107,9 @@ def restart(cli: Cli, argv: list[str], path: str) -> int:
     fs = _stop_flags(path, "Restart one or more containers",
                      f"{PROG} container restart, {PROG} restart")
     o, query = _stop_query(fs, argv)
-    outcomes = [parallel([n], lambda n: _post(cli, f"/containers/{_trim_id(n)}/restart",
-                                              query))[0] for n in o.args]
+    # one after the other, as docker restarts them
+    outcomes = [parallel([name], lambda n: _post(cli, f"/containers/{_trim_id(n)}/restart",
+                                                 query))[0] for name in o.args]
     return _report(cli, o.args, outcomes)
 
 
@@ -147,6 +148,8 @@ def unpause(cli: Cli, argv: list[str], path: str) -> int:
 
 
 def remove(cli: Cli, argv: list[str], path: str) -> int:
+    if path != f"{PROG} rm":   # cobra names the command, not the alias it was called by
+        path = f"{PROG} container rm"
     fs = FlagSet(path, "[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
                  aliases=f"{PROG} container rm, {PROG} container remove, {PROG} rm",
                  args=(1, None))
@@ -257,14 +260,14 @@ def logs(cli: Cli, argv: list[str], path: str) -> int:
     query["tail"] = o.tail
     response = cli.client.request("GET", f"/containers/{c['Id']}/logs",
                                   query=sorted(query.items()))
-    from dockyard.cli.run import _binary
+    from dockyard.cli.attach import binary
     from dockyard.client import hijack
-    out = _binary(cli.out)
+    out = binary(cli.out)
     try:
         if (c.get("Config") or {}).get("Tty"):
             hijack.copy_raw(response.read1, out)
         else:
-            hijack.demultiplex(response.read1, out, _binary(cli.err))
+            hijack.demultiplex(response.read1, out, binary(cli.err))
     except hijack.StreamError as e:
         raise StatusError(str(e)) from None
     finally:

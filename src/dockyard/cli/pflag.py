@@ -161,7 +161,8 @@ class FlagSet(Parser):
             flag = self.shorts.get(c)
             if flag is None:
                 if c == "h" and self.help_shorthand:
-                    raise HelpShown(self.format_help())
+                    raise HelpShown("Flag shorthand -h has been deprecated, use --help\n"
+                                    + self.format_help())
                 raise self.usage_error(f"unknown shorthand flag: '{c}' in {arg}")
             if len(shorts) > 2 and shorts[1] == "=":
                 self._set(flag, shorts[2:], values)

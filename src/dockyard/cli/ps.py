@@ -241,6 +241,8 @@ def add_filter_flag(fs: FlagSet, short: str = "f", long: str = "filter",
 
 
 def ps(cli: Cli, argv: list[str], path: str) -> int:
+    if path != f"{PROG} ps":   # cobra names the command, not the alias it was called by
+        path = f"{PROG} container ls"
     fs = FlagSet(path, "[OPTIONS]", "List containers",
                  aliases=f"{PROG} container ls, {PROG} container list, {PROG} container ps, "
                  f"{PROG} ps", args=(0, 0))
@@ -256,7 +258,10 @@ def ps(cli: Cli, argv: list[str], path: str) -> int:
     add_filter_flag(fs)
     o = fs.parse(argv)
     fmt = o.format
-    if fmt and o.quiet:
+    if not fmt:
+        from dockyard.cli import clientconfig
+        fmt = clientconfig.load().get("psFormat") or ""
+    elif o.quiet:
         cli.err.write("WARNING: Ignoring custom format, because both --format and --quiet "
                       "are set.\n")
     size = o.size

@@ -23,21 +23,24 @@ otherwise the container's own.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import threading
 
+from dockyard.cli import runopts
+from dockyard.cli.attach import (
+    SignalProxy,
+    Streamer,
+    Waiter,
+    is_terminal,
+    monitor_tty_size,
+)
 from dockyard.cli.command import PROG, Cli, StatusError
 from dockyard.cli.pflag import FlagSet
-from dockyard.cli import runopts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from dockyard.cli.pflag import Values
-    from dockyard.client.hijack import Hijacked
 
 USE = "[OPTIONS] IMAGE [COMMAND] [ARG...]"
 PULL_OPTIONS = ("always", "missing", "never", "")
@@ -88,9 +91,9 @@ def _parse_platform(platform: str) -> str:
         raise ValueError(f'"{platform}": cannot parse platform specifier: invalid argument')
     os_name = parts[0].lower()
     if len(parts) == 1:
-        if os_name in oses:
-            from dockyard.cli.system import _arch
-            return f"{os_name}/{_arch()}"
+        if os_name in oses:   # with the client's own architecture
+            machine = os.uname().machine
+            return f"{os_name}/{arches.get(machine, machine)}"
         if os_name in arches:
             return f"linux/{arches[os_name]}"
         raise ValueError(f'"{platform}": unknown operating system or architecture: '
@@ -112,9 +115,9 @@ def _pull(cli: Cli, image: str, platform: str, quiet: bool) -> None:
     from dockyard.image import reference
     ref = reference.parse_normalized(image)
     tag = ref.digest or (ref.tag or "latest")
-    query = {"fromImage": ref.name, "tag": tag}
+    query = [("fromImage", ref.name), ("tag", tag)]
     if platform:
-        query["platform"] = platform.lower()
+        query.insert(1, ("platform", platform.lower()))
     response = cli.client.request("POST", "/images/create", query=query,
                                   headers={"X-Registry-Auth": ""})
     from dockyard.cli import jsonstream
@@ -264,6 +267,7 @@ def _body(cli: Cli, fs: FlagSet, argv: list[str], command: str) -> tuple[Values,
         if flag in o.changed:   # flags newer than API 1.41, checked as docker checks them
             from dockyard.cli.command import require_api
             require_api(cli, f"--{flag}", version)
+    o.env = _env_with_proxies(cli, o.env or [])
     if o.pull not in PULL_OPTIONS:
         raise StatusError(with_help(f"invalid pull option: '{o.pull}': must be one of "
                                     '"always", "missing" or "never"', command), 125)
@@ -272,6 +276,30 @@ def _body(cli: Cli, fs: FlagSet, argv: list[str], command: str) -> tuple[Values,
     except runopts.OptionsError as e:
         raise StatusError(with_help(str(e), command), 125) from None
     return o, body
+
+
+PROXY_VARIABLES = (("HTTP_PROXY", "httpProxy"), ("HTTPS_PROXY", "httpsProxy"),
+                   ("NO_PROXY", "noProxy"), ("FTP_PROXY", "ftpProxy"), ("ALL_PROXY", "allProxy"))
+
+
+def _env_with_proxies(cli: Cli, env: list[str]) -> list[str]:
+    """As docker's ParseProxyConfig: the -e variables by name (the last value of a
+    name wins), and the proxies of the client's config file ("proxies" in
+    $DOCKER_CONFIG/config.json, for this daemon or "default") for those not set,
+    in both upper and lower case."""
+    variables: dict[str, str | None] = {}
+    for item in env:
+        key, eq, value = item.partition("=")
+        variables[key] = value if eq else None
+    from dockyard.cli import clientconfig
+    proxies = clientconfig.load().get("proxies") or {}
+    config = proxies.get(cli.host_url) if cli.host_url in proxies else proxies.get("default")
+    for key, field in PROXY_VARIABLES:
+        value = (config or {}).get(field) or ""
+        if value:
+            variables.setdefault(key, value)
+            variables.setdefault(key.lower(), value)
+    return [k if v is None else f"{k}={v}" for k, v in variables.items()]
 
 
 def create(cli: Cli, argv: list[str], path: str) -> int:
@@ -290,7 +318,7 @@ def run(cli: Cli, argv: list[str], path: str) -> int:
                 f"{PROG} container run, {PROG} run", "running")
     o, body = _body(cli, fs, argv, "run")
     if not o.detach:
-        if body["Tty"] and body["AttachStdin"] and not _is_terminal(cli.stdin):
+        if body["Tty"] and body["AttachStdin"] and not is_terminal(cli.stdin):
             raise StatusError("the input device is not a TTY")
     else:
         if o.attach:
@@ -316,9 +344,9 @@ def run(cli: Cli, argv: list[str], path: str) -> int:
 
 
 def _run_attached(cli: Cli, container_id: str, body: dict, o: Values, attach: bool) -> int:
-    from dockyard.client.api import APIError
+    """runContainer after the create: attach, wait, start, and the exit status."""
     from dockyard.client import hijack
-    tty = bool(body["Tty"])
+    from dockyard.client.api import APIError
     streamer = None
     if attach:
         try:
@@ -327,36 +355,36 @@ def _run_attached(cli: Cli, container_id: str, body: dict, o: Values, attach: bo
                                  detach_keys=o.detach_keys)
         except APIError as e:
             raise StatusError(_error_text(e)) from None
-        streamer = Streamer(cli, conn, tty, stdin=body["AttachStdin"],
-                            stdout=body["AttachStdout"],
-                            stderr=body["AttachStderr"], err_to_out=tty)
-        streamer.start()
-    try:
-        waiter = Waiter(cli, container_id, removed=bool(o.rm))
-    except APIError as e:
-        if streamer:
-            streamer.close()
-        raise to_status_error(_error_text(e)) from None
-    try:
-        cli.client.request("POST", f"/containers/{container_id}/start").read()
-    except APIError as e:
+        streamer = Streamer(cli, conn, bool(body["Tty"]), stdin=body["AttachStdin"],
+                            stdout=body["AttachStdout"], stderr=body["AttachStderr"],
+                            err_to_out=bool(body["Tty"]))
+    try:   # whatever happens, the terminal is given back as it was
+        if streamer is not None:
+            streamer.start()
+        try:
+            waiter = Waiter(cli, container_id, removed=bool(o.rm))
+        except APIError as e:
+            raise to_status_error(_error_text(e)) from None
+        try:
+            cli.client.request("POST", f"/containers/{container_id}/start").read()
+        except APIError as e:
+            if streamer is not None:
+                streamer.close()
+            if o.rm:
+                waiter.status()   # the daemon removes a --rm container that failed to start
+            waiter.close()
+            raise to_status_error(_error_text(e)) from None
+        if streamer is None:
+            waiter.close()
+            return 0
+        if body["Tty"] and is_terminal(cli.out):
+            monitor_tty_size(cli, container_id)
+        if body["AttachStdout"] or body["AttachStderr"]:
+            streamer.wait_output()   # the output may still be coming when the exit is known
+        status = waiter.status()
+    finally:
         if streamer is not None:
             streamer.close()
-        if o.rm:
-            waiter.status()   # the daemon removes a --rm container that failed to start
-        waiter.close()
-        raise to_status_error(_error_text(e)) from None
-    if streamer is None:
-        waiter.close()
-        return 0
-    if tty and _is_terminal(cli.out):
-        monitor_tty_size(cli, container_id)
-    if body["AttachStdout"] or body["AttachStderr"]:
-        streamer.wait_output()
-        status = waiter.status()
-    else:
-        status = waiter.status()
-    streamer.close()
     if streamer.error is not None:
         raise StatusError(str(streamer.error))
     if status != 0:
@@ -374,8 +402,8 @@ def start(cli: Cli, argv: list[str], path: str) -> int:
     fs.bool("attach", "a", help="Attach STDOUT/STDERR and forward signals")
     fs.bool("interactive", "i", help="Attach container's STDIN")
     fs.string("detach-keys", help="Override the key sequence for detaching a container")
-    fs.string("checkpoint", help="Restore from this checkpoint", hidden=True)
-    fs.string("checkpoint-dir", help="Use a custom checkpoint storage directory", hidden=True)
+    fs.string("checkpoint", help="Restore from this checkpoint")
+    fs.string("checkpoint-dir", help="Use a custom checkpoint storage directory")
     o = fs.parse(argv)
     from dockyard.client.api import APIError
     if o.attach or o.interactive:
@@ -404,302 +432,43 @@ def start(cli: Cli, argv: list[str], path: str) -> int:
 
 
 def _start_attached(cli: Cli, o: Values) -> int:
+    """RunStart with -a or -i: attach, wait, start, and the exit status."""
     from dockyard.client import hijack
+    from dockyard.client.api import APIError
     c = cli.client.get(f"/containers/{o.args[0]}/json")
     container_id = c["Id"]
     config = c.get("Config") or {}
     tty = bool(config.get("Tty"))
     with_stdin = bool(o.interactive and config.get("OpenStdin"))
+    auto_remove = bool((c.get("HostConfig") or {}).get("AutoRemove"))
     proxy = SignalProxy(cli, container_id) if not tty else None
+    streamer = None
     try:
         conn = hijack.attach(cli.client, container_id, stdin=with_stdin, stdout=True,
                              stderr=True, detach_keys=o.detach_keys)
         streamer = Streamer(cli, conn, tty, stdin=with_stdin, stdout=True, stderr=True)
         streamer.start()
-        auto_remove = bool((c.get("HostConfig") or {}).get("AutoRemove"))
         waiter = Waiter(cli, container_id, removed=auto_remove)
-        from dockyard.client.api import APIError
         try:
             cli.client.request("POST", f"/containers/{container_id}/start").read()
         except APIError:
             streamer.close()
             if auto_remove:
-                waiter.status()
+                waiter.status()   # the daemon removes it; docker waits for that
             waiter.close()
             raise
-        if tty and _is_terminal(cli.out):
+        if tty and is_terminal(cli.out):
             monitor_tty_size(cli, container_id)
         streamer.wait_output()
         streamer.close()
         if streamer.error is not None:
             raise StatusError(str(streamer.error))
         status = waiter.status()
-        if status != 0:
-            raise StatusError("", status)
-        return 0
     finally:
+        if streamer is not None:
+            streamer.close()
         if proxy is not None:
             proxy.stop()
-
-
-# --- the pieces: wait, streams, terminal, signals ---------------------------------------------
-
-
-class Waiter:
-    """`POST /containers/{id}/wait`, whose headers mean the daemon is waiting; the
-    body, read later, is the exit status (125 if waiting failed, as docker)."""
-
-    def __init__(self, cli: Cli, container_id: str, removed: bool):
-        self.cli = cli
-        condition = "removed" if removed else "next-exit"
-        self.response = cli.client.request("POST", f"/containers/{container_id}/wait",
-                                           query={"condition": condition})
-        self._status: int | None = None
-
-    def status(self) -> int:
-        if self._status is not None:
-            return self._status
-        try:
-            result = json.loads(self.response.read() or b"{}")
-        except (OSError, ValueError) as e:
-            self.cli.err.write(f"error waiting for container: {e}\n")
-            self._status = 125
-            return 125
-        error = result.get("Error") or {}
-        if error.get("Message"):
-            self.cli.err.write(f"Error waiting for container: {error['Message']}\n")
-            self._status = 125
-        else:
-            self._status = int(result.get("StatusCode", 0))
-        return self._status
-
-    def close(self) -> None:
-        try:
-            self.response.close()
-        except OSError:
-            pass
-
-
-def _is_terminal(stream) -> bool:
-    try:
-        return os.isatty(stream.fileno())
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
-def _binary(stream):
-    """The byte stream under a text stream (sys.stdout.buffer), or an adapter."""
-    stream.flush()
-    buffer = getattr(stream, "buffer", None)
-    if buffer is not None:
-        return buffer
-    return _TextSink(stream)
-
-
-class _TextSink:
-    def __init__(self, stream):
-        import codecs
-        self.stream = stream
-        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
-
-    def write(self, data: bytes) -> None:
-        self.stream.write(self.decoder.decode(data))
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-class Streamer:
-    """hijackedIOStreamer: stdin → the connection, the connection → stdout/stderr.
-
-    With a TTY and a terminal on stdin, the terminal is put in raw mode (every
-    key goes to the container, which echoes) and restored as soon as the
-    output ends, or at close()."""
-
-    def __init__(self, cli: Cli, conn: Hijacked, tty: bool, stdin: bool, stdout: bool,
-                 stderr: bool, err_to_out: bool = False):
-        self.cli = cli
-        self.conn = conn
-        self.tty = tty
-        self.stdin = stdin
-        self.out = _binary(cli.out) if stdout else None
-        self.err = (_binary(cli.out) if err_to_out else _binary(cli.err)) if stderr else None
-        self.error: Exception | None = None
-        self._raw: RawTerminal | None = None
-        self._output: threading.Thread | None = None
-        self._input: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        if self.stdin and self.tty and _is_terminal(self.cli.stdin):
-            self._raw = RawTerminal(self.cli.stdin.fileno())
-        if self.out is not None or self.err is not None:
-            self._output = threading.Thread(target=self._copy_output, daemon=True)
-            self._output.start()
-        if self.stdin:
-            self._input = threading.Thread(target=self._copy_input, daemon=True)
-            self._input.start()
-
-    def _copy_output(self) -> None:
-        from dockyard.client import hijack
-        try:
-            if self.tty:
-                hijack.copy_raw(self.conn.read1, self.out)
-            else:
-                hijack.demultiplex(self.conn.read1, self.out, self.err)
-        except BrokenPipeError:
-            pass
-        except hijack.StreamError as e:
-            self.error = e
-        finally:
-            self.restore()
-
-    def _copy_input(self) -> None:
-        read = _input_reader(self.cli.stdin)
-        try:
-            while chunk := read():
-                self.conn.send(chunk)
-        except OSError:
-            pass
-        self.restore()
-        self.conn.close_write()
-
-    def wait_output(self) -> None:
-        if self._output is not None:
-            self._output.join()
-
-    def restore(self) -> None:
-        with self._lock:
-            if self._raw is not None:
-                self._raw.restore()
-                self._raw = None
-
-    def close(self) -> None:
-        self.restore()
-        self.conn.close()
-        if self._output is not None:
-            self._output.join(5)
-
-
-def _input_reader(stdin):
-    """A function returning the next bytes of stdin, b"" at its end."""
-    try:
-        fd = stdin.fileno()
-    except (AttributeError, OSError, ValueError):
-        fd = None
-    if fd is not None:
-        return lambda: os.read(fd, 32768)
-    buffer = getattr(stdin, "buffer", None)
-    if buffer is not None:
-        return lambda: buffer.read1(32768) if hasattr(buffer, "read1") else buffer.read(32768)
-    return lambda: stdin.read(32768).encode()
-
-
-class RawTerminal:
-    """moby/term's MakeRaw (cfmakeraw) on a terminal, and its restore."""
-
-    def __init__(self, fd: int):
-        import termios
-        self.fd = fd
-        self.saved = termios.tcgetattr(fd)
-        mode = list(self.saved)
-        mode[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
-                     | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON)
-        mode[1] &= ~termios.OPOST
-        mode[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG
-                     | termios.IEXTEN)
-        mode[2] &= ~(termios.CSIZE | termios.PARENB)
-        mode[2] |= termios.CS8
-        mode[6] = list(mode[6])
-        mode[6][termios.VMIN] = 1
-        mode[6][termios.VTIME] = 0
-        termios.tcsetattr(fd, termios.TCSANOW, mode)
-
-    def restore(self) -> None:
-        import termios
-        try:
-            termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)
-        except termios.error:
-            pass
-
-
-def resize(cli: Cli, container_id: str) -> bool:
-    """POST /containers/{id}/resize with the terminal's size; False if it failed."""
-    from dockyard.client.api import APIError
-    try:
-        size = os.get_terminal_size(cli.out.fileno())
-    except (AttributeError, OSError, ValueError):
-        return True
-    if size.lines == 0 and size.columns == 0:
-        return True
-    try:
-        cli.client.request("POST", f"/containers/{container_id}/resize",
-                           query={"h": str(size.lines), "w": str(size.columns)}).read()
-    except (APIError, OSError):
-        return False
-    return True
-
-
-def monitor_tty_size(cli: Cli, container_id: str) -> None:
-    """initTtySize and MonitorTtySize: the size now (retried for a moment, as docker
-    does, in case the process is not ready yet), and again on every SIGWINCH."""
-    if not resize(cli, container_id):
-        def retry():
-            import time
-            for attempt in range(10):
-                time.sleep((attempt + 1) * 0.01)
-                if resize(cli, container_id):
-                    return
-            cli.err.write("failed to resize tty, using default size\n")
-        threading.Thread(target=retry, daemon=True).start()
-    import signal
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGWINCH, lambda *_: threading.Thread(
-            target=resize, args=(cli, container_id), daemon=True).start())
-
-
-class SignalProxy:
-    """--sig-proxy: the signals this process gets are sent to the container
-    (`POST /containers/{id}/kill?signal=NAME`), as ForwardAllSignals does."""
-
-    SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
-               "SIGCONT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGVTALRM", "SIGPROF", "SIGXCPU",
-               "SIGXFSZ", "SIGIO", "SIGPWR", "SIGSYS", "SIGTRAP", "SIGABRT")
-
-    def __init__(self, cli: Cli, container_id: str):
-        import signal
-        self.cli = cli
-        self.container_id = container_id
-        self.previous: dict[int, Any] = {}
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for name in self.SIGNALS:
-            number = getattr(signal, name, None)
-            if number is None:
-                continue
-            try:
-                self.previous[number] = signal.signal(number, self._forward)
-            except (OSError, ValueError):
-                continue
-
-    def _forward(self, number: int, frame) -> None:
-        import signal
-        name = signal.Signals(number).name.removeprefix("SIG")
-        threading.Thread(target=self._kill, args=(name,), daemon=True).start()
-
-    def _kill(self, name: str) -> None:
-        try:
-            self.cli.client.request("POST", f"/containers/{self.container_id}/kill",
-                                    query={"signal": name}).read()
-        except Exception:  # noqa: BLE001 - as docker: logged at debug level only
-            if self.cli.debug:
-                sys.stderr.write(f"Error sending signal {name}\n")
-
-    def stop(self) -> None:
-        import signal
-        for number, handler in self.previous.items():
-            try:
-                signal.signal(number, handler)
-            except (OSError, ValueError, TypeError):
-                pass
-        self.previous.clear()
+    if status != 0:
+        raise StatusError("", status)
+    return 0

@@ -373,24 +373,9 @@ def _container_mode(value: str) -> bool:
     return bool(sep) and k == "container" and v != ""
 
 
-def build(o: Values, image: str, args: list[str], console_size: tuple[int, int] = (0, 0),
-          server_os: str = "linux") -> dict[str, Any]:
-    """opts.go's parse(): the create body for these flags, IMAGE and COMMAND.
-
-    Raises OptionsError with docker's message for what the flags cannot mean
-    together; the flags themselves were checked as they were parsed.
-    """
-    attach = o.attach or []
-    attach_stdin = "stdin" in attach or bool(o.interactive)
-    attach_stdout = "stdout" in attach or not attach
-    attach_stderr = "stderr" in attach or not attach
-    if o.mac_address and not re.fullmatch(r"([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}",
-                                           o.mac_address.strip()):
-        raise OptionsError(f"{o.mac_address} is not a valid mac address")
-    swappiness = o.memory_swappiness
-    if swappiness != -1 and not 0 <= swappiness <= 100:
-        raise OptionsError(f"invalid value: {swappiness}. Valid memory swappiness range is 0-100")
-
+def _volumes(o: Values) -> tuple[list[str], dict[str, dict]]:
+    """-v: specs with a source are binds (a relative "./x" made absolute), the
+    others anonymous volumes in Config.Volumes."""
     binds: list[str] = []
     volumes: dict[str, dict] = {}
     for spec in dict.fromkeys(o.volume or []):
@@ -398,26 +383,17 @@ def build(o: Values, image: str, args: list[str], console_size: tuple[int, int] 
         if not parsed["Source"]:
             volumes[spec] = {}
             continue
-        to_bind = spec
         if parsed["Type"] == "bind" and ":" in spec:
             host, target = spec.split(":", 1)
             if not host.startswith("/") and host.startswith("."):
                 host = os.path.abspath(host)
-            to_bind = f"{host}:{target}"
-        binds.append(to_bind)
+            spec = f"{host}:{target}"
+        binds.append(spec)
+    return binds, dict(sorted(volumes.items()))
 
-    tmpfs: dict[str, str] = {}
-    for t in o.tmpfs or []:
-        k, _, v = t.partition(":")
-        tmpfs[k] = v
 
-    if o.entrypoint:
-        entrypoint: list[str] | None = [o.entrypoint]
-    elif "entrypoint" in o.changed:
-        entrypoint = [""]
-    else:
-        entrypoint = None
-
+def _ports(o: Values) -> tuple[dict[str, dict], dict[str, list[dict[str, str]]]]:
+    """-p and --expose: ExposedPorts and PortBindings."""
     exposed: dict[str, dict] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for spec in standard_publish(o.publish or []):
@@ -434,25 +410,41 @@ def build(o: Values, image: str, args: list[str], console_size: tuple[int, int] 
             raise OptionsError(f"invalid range format for --expose: {e}, error: {err}") from None
         for p in range(start, end + 1):
             exposed.setdefault(f"{p}/{proto}", {})
+    return dict(sorted(exposed.items())), dict(sorted(bindings.items()))
 
+
+def _devices(o: Values) -> tuple[list[dict[str, str]], list[dict] | None]:
+    """--device: device mappings, and CDI names ("vendor.com/class=name") as a device
+    request for the "cdi" driver, after the --gpus requests."""
     devices: list[dict[str, str]] = []
-    cdi_devices: list[str] = []
+    cdi: list[str] = []
     for device in o.device or []:
         if is_qualified_cdi(device):
-            cdi_devices.append(device)
+            cdi.append(device)
         else:
             devices.append(parse_device(device))
+    requests = list(o.gpus or []) or None
+    if cdi:
+        requests = (requests or []) + [{"Driver": "cdi", "Count": 0, "DeviceIDs": cdi,
+                                         "Capabilities": None, "Options": None}]
+    return devices, requests
 
+
+def _env_and_labels(o: Values) -> tuple[list[str] | None, dict[str, str]]:
+    """--env-file then -e (later ones win in the container); --label-file then -l."""
     env: list[str] | None = None
     for path in o.env_file or []:
         env = (env or []) + read_kv_file(path, os.environ)
     if o.env:
         env = (env or []) + list(o.env)
-    labels_list: list[str] = []
+    labels: list[str] = []
     for path in o.label_file or []:
-        labels_list += read_kv_file(path, None)
-    labels_list += o.label or []
+        labels += read_kv_file(path, None)
+    labels += o.label or []
+    return env, dict(sorted(kv_map(labels).items()))
 
+
+def _check_namespaces(o: Values) -> None:
     if o.pid and o.pid != "host" and not _container_mode(o.pid):
         raise OptionsError("--pid: invalid PID mode")
     if o.uts and o.uts != "host":
@@ -461,83 +453,97 @@ def build(o: Values, image: str, args: list[str], console_size: tuple[int, int] 
         raise OptionsError("--userns: invalid USER mode")
     if o.cgroupns not in ("", "host", "private"):
         raise OptionsError("--cgroupns: invalid CGROUP mode")
-    restart = _restart_policy(o.restart)
-    if o.log_driver == "none" and o.log_opt:
-        raise OptionsError(f"invalid logging opts for driver {o.log_driver}")
-    log_opts = dict(sorted(kv_map(o.log_opt or []).items()))
-    security = parse_security_opts(o.security_opt or [])
-    masked = readonly = None
+
+
+def _security(o: Values) -> tuple[list[str] | None, list | None, list | None]:
+    """--security-opt, with systempaths=unconfined taken out: it means empty
+    MaskedPaths and ReadonlyPaths, and the daemon never sees it."""
+    if not o.security_opt:
+        return None, None, None
+    security = parse_security_opts(o.security_opt)
     if "systempaths=unconfined" in security:
-        masked, readonly = [], []
-        security = [s for s in security if s != "systempaths=unconfined"]
+        return [s for s in security if s != "systempaths=unconfined"], [], []
+    return security, None, None
+
+
+def _storage(o: Values) -> dict[str, str]:
     storage: dict[str, str] = {}
     for option in o.storage_opt or []:
         k, sep, v = option.partition("=")
         if not sep:
             raise OptionsError("invalid storage option")
         storage[k] = v
+    return dict(sorted(storage.items()))
+
+
+def _entrypoint(o: Values) -> list[str] | None:
+    """--entrypoint X, or [""] for `--entrypoint=` (reset the image's), or none."""
+    if o.entrypoint:
+        return [o.entrypoint]
+    return [""] if "entrypoint" in o.changed else None
+
+
+def build(o: Values, image: str, args: list[str],
+          console_size: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """opts.go's parse(): the create body for these flags, IMAGE and COMMAND.
+
+    Raises OptionsError with docker's message for what the flags cannot mean
+    together, checked in docker's order; the flags themselves were checked
+    as they were parsed.
+    """
+    if o.mac_address and not re.fullmatch(r"([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}",
+                                           o.mac_address.strip()):
+        raise OptionsError(f"{o.mac_address} is not a valid mac address")
+    if o.memory_swappiness != -1 and not 0 <= o.memory_swappiness <= 100:
+        raise OptionsError(f"invalid value: {o.memory_swappiness}. Valid memory swappiness "
+                           "range is 0-100")
+    binds, volumes = _volumes(o)
+    tmpfs = dict(sorted(dict(t.partition(":")[::2] for t in o.tmpfs or []).items()))
+    exposed, bindings = _ports(o)
+    devices, device_requests = _devices(o)
+    env, labels = _env_and_labels(o)
+    _check_namespaces(o)
+    restart = _restart_policy(o.restart)
+    if o.log_driver == "none" and o.log_opt:
+        raise OptionsError(f"invalid logging opts for driver {o.log_driver}")
+    security, masked, readonly = _security(o)
+    storage = _storage(o)
     health = _healthcheck(o)
-    device_requests = list(o.gpus or []) or None
-    if cdi_devices:
-        device_requests = (device_requests or []) + [{
-            "Driver": "cdi", "Count": 0, "DeviceIDs": cdi_devices, "Capabilities": None,
-            "Options": None}]
 
-    config: dict[str, Any] = {
+    attach = o.attach or []
+    stdin = "stdin" in attach or bool(o.interactive)
+    config = _omit_empty({
         "Hostname": o.hostname, "Domainname": o.domainname, "User": o.user,
-        "AttachStdin": attach_stdin, "AttachStdout": attach_stdout,
-        "AttachStderr": attach_stderr,
-    }
-    if exposed:
-        config["ExposedPorts"] = dict(sorted(exposed.items()))
-    config.update({
-        "Tty": o.tty, "OpenStdin": o.interactive,
-        "StdinOnce": bool(o.interactive and attach_stdin), "Env": env,
-        "Cmd": list(args) or None,
-    })
-    if health is not None:
-        config["Healthcheck"] = health
-    config.update({"Image": image, "Volumes": dict(sorted(volumes.items())),
-                   "WorkingDir": o.workdir, "Entrypoint": entrypoint})
-    if o.mac_address:
-        config["MacAddress"] = o.mac_address
-    config.update({"OnBuild": None, "Labels": dict(sorted(kv_map(labels_list).items()))})
-    if o.stop_signal:
-        config["StopSignal"] = o.stop_signal
-    if "stop-timeout" in o.changed:
-        config["StopTimeout"] = o.stop_timeout
-
-    host: dict[str, Any] = {
+        "AttachStdin": stdin, "AttachStdout": "stdout" in attach or not attach,
+        "AttachStderr": "stderr" in attach or not attach, "ExposedPorts": exposed,
+        "Tty": o.tty, "OpenStdin": o.interactive, "StdinOnce": bool(o.interactive and stdin),
+        "Env": env, "Cmd": list(args) or None, "Healthcheck": health, "Image": image,
+        "Volumes": volumes, "WorkingDir": o.workdir, "Entrypoint": _entrypoint(o),
+        "MacAddress": o.mac_address, "OnBuild": None, "Labels": labels,
+        "StopSignal": o.stop_signal,
+        "StopTimeout": o.stop_timeout if "stop-timeout" in o.changed else None,
+    }, omitempty=("ExposedPorts", "MacAddress", "StopSignal"),
+        pointers=("Healthcheck", "StopTimeout"))
+    host = _omit_empty({
         "Binds": binds or None, "ContainerIDFile": o.cidfile,
-        "LogConfig": {"Type": o.log_driver, "Config": log_opts},
+        "LogConfig": {"Type": o.log_driver, "Config": dict(sorted(kv_map(o.log_opt or []).items()))},
         "NetworkMode": (o.network or [{"Target": "default"}])[0]["Target"],
-        "PortBindings": dict(sorted(bindings.items())), "RestartPolicy": restart,
-        "AutoRemove": o.rm, "VolumeDriver": o.volume_driver,
-        "VolumesFrom": o.volumes_from or None, "ConsoleSize": list(console_size),
-    }
-    if o.annotation:
-        host["Annotations"] = dict(sorted(o.annotation.items()))
-    host.update({
+        "PortBindings": bindings, "RestartPolicy": restart, "AutoRemove": o.rm,
+        "VolumeDriver": o.volume_driver, "VolumesFrom": o.volumes_from or None,
+        "ConsoleSize": list(console_size), "Annotations": dict(sorted(o.annotation.items())),
         "CapAdd": normalize_capabilities(o.cap_add), "CapDrop": normalize_capabilities(o.cap_drop),
         "CgroupnsMode": o.cgroupns, "Dns": list(o.dns or []),
         "DnsOptions": list(o.dns_option or []), "DnsSearch": list(o.dns_search or []),
         "ExtraHosts": o.add_host or None, "GroupAdd": o.group_add or None, "IpcMode": o.ipc,
         "Cgroup": "", "Links": o.link or None, "OomScoreAdj": o.oom_score_adj,
         "PidMode": o.pid, "Privileged": o.privileged, "PublishAllPorts": o.publish_all,
-        "ReadonlyRootfs": o.read_only, "SecurityOpt": security if o.security_opt else None,
-    })
-    if storage:
-        host["StorageOpt"] = dict(sorted(storage.items()))
-    if tmpfs:
-        host["Tmpfs"] = dict(sorted(tmpfs.items()))
-    host.update({"UTSMode": o.uts, "UsernsMode": o.userns, "ShmSize": o.shm_size})
-    if o.sysctl:
-        host["Sysctls"] = dict(sorted(o.sysctl.items()))
-    if o.runtime:
-        host["Runtime"] = o.runtime
-    host.update({
-        "Isolation": o.isolation, "CpuShares": o.cpu_shares, "Memory": o.memory,
-        "NanoCpus": o.cpus, "CgroupParent": o.cgroup_parent, "BlkioWeight": o.blkio_weight,
+        "ReadonlyRootfs": o.read_only, "SecurityOpt": security, "StorageOpt": storage,
+        "Tmpfs": tmpfs, "UTSMode": o.uts, "UsernsMode": o.userns, "ShmSize": o.shm_size,
+        "Sysctls": dict(sorted(o.sysctl.items())), "Runtime": o.runtime,
+        "Isolation": o.isolation,
+        # Resources, inlined in HostConfig
+        "CpuShares": o.cpu_shares, "Memory": o.memory, "NanoCpus": o.cpus,
+        "CgroupParent": o.cgroup_parent, "BlkioWeight": o.blkio_weight,
         "BlkioWeightDevice": list(o.blkio_weight_device or []),
         "BlkioDeviceReadBps": list(o.device_read_bps or []),
         "BlkioDeviceWriteBps": list(o.device_write_bps or []),
@@ -547,26 +553,28 @@ def build(o: Values, image: str, args: list[str], console_size: tuple[int, int] 
         "CpuRealtimePeriod": o.cpu_rt_period, "CpuRealtimeRuntime": o.cpu_rt_runtime,
         "CpusetCpus": o.cpuset_cpus, "CpusetMems": o.cpuset_mems, "Devices": devices,
         "DeviceCgroupRules": o.device_cgroup_rule or None, "DeviceRequests": device_requests,
-    })
-    if o.kernel_memory:
-        host["KernelMemory"] = o.kernel_memory
-    host.update({
-        "MemoryReservation": o.memory_reservation, "MemorySwap": o.memory_swap,
-        "MemorySwappiness": swappiness, "OomKillDisable": o.oom_kill_disable,
-        "PidsLimit": o.pids_limit,
+        "KernelMemory": o.kernel_memory, "MemoryReservation": o.memory_reservation,
+        "MemorySwap": o.memory_swap, "MemorySwappiness": o.memory_swappiness,
+        "OomKillDisable": o.oom_kill_disable, "PidsLimit": o.pids_limit,
         "Ulimits": [u for _, u in sorted((o.ulimit or {}).items())],
         "CpuCount": o.cpu_count, "CpuPercent": o.cpu_percent, "IOMaximumIOps": o.io_maxiops,
         "IOMaximumBandwidth": o.io_maxbandwidth,
-    })
-    if o.mount:
-        host["Mounts"] = list(o.mount)
-    host.update({"MaskedPaths": masked, "ReadonlyPaths": readonly})
+        "Mounts": list(o.mount or []), "MaskedPaths": masked, "ReadonlyPaths": readonly,
+        "Init": o.init if "init" in o.changed else None,
+    }, omitempty=("Annotations", "StorageOpt", "Tmpfs", "Sysctls", "Runtime", "KernelMemory",
+                  "Mounts"), pointers=("Init",))
     if o.rm and restart["Name"] not in ("", "no"):
         raise OptionsError("conflicting options: cannot specify both --restart and --rm")
-    if "init" in o.changed:
-        host["Init"] = o.init
     endpoints = _network_endpoints(o)
     return {**config, "HostConfig": host, "NetworkingConfig": {"EndpointsConfig": endpoints}}
+
+
+def _omit_empty(fields: dict[str, Any], omitempty: tuple[str, ...],
+                pointers: tuple[str, ...]) -> dict[str, Any]:
+    """Go's `json:",omitempty"`: a value field goes only when it is not empty
+    ("", 0, false, an empty list or map), a pointer field only when it is not nil."""
+    return {k: v for k, v in fields.items()
+            if not (k in omitempty and not v or k in pointers and v is None)}
 
 
 def normalize_capabilities(caps: list[str] | None) -> list[str] | None:

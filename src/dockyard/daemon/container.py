@@ -67,9 +67,13 @@ def new_state() -> dict[str, Any]:
             "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
 
 
-def host_config(given: dict[str, Any] | None) -> dict[str, Any]:
+def host_config(given: dict[str, Any] | None, cgroup_v2: bool = False) -> dict[str, Any]:
+    """The HostConfig dockerd stores for what a client sent: its defaults filled in
+    and its normalisations applied (the create route, `adaptContainerSettings`,
+    `createContainerOSSpecificSettings`), so that inspect reads as dockerd's."""
+    given = given or {}
     out = copy.deepcopy(HOST_CONFIG_DEFAULTS)
-    for key, value in (given or {}).items():
+    for key, value in given.items():
         if value is not None or key in out:
             out[key] = value
     if out.get("LogConfig") is None or not out["LogConfig"].get("Type"):
@@ -82,9 +86,24 @@ def host_config(given: dict[str, Any] | None) -> dict[str, Any]:
         out["NetworkMode"] = "default"
     if not out.get("ShmSize"):
         out["ShmSize"] = 67108864
-    if out.get("Privileged"):
-        out["MaskedPaths"] = None
-        out["ReadonlyPaths"] = None
+    if not out.get("IpcMode"):
+        out["IpcMode"] = "private"
+    if not out.get("CgroupnsMode"):
+        # private on cgroup v2 hosts, host on v1 (and for privileged ones on v1)
+        out["CgroupnsMode"] = "private" if cgroup_v2 else "host"
+    if out.get("MemorySwappiness") == -1:  # the CLI's "unset"
+        out["MemorySwappiness"] = None
+    if out.get("PidsLimit") is not None and out["PidsLimit"] <= 0:  # 0 and -1: unlimited
+        out["PidsLimit"] = None
+    if (out.get("Memory") or 0) > 0 and not out.get("MemorySwap"):
+        out["MemorySwap"] = out["Memory"] * 2  # docker's default: swap as much as memory
+    if out.get("OomKillDisable") is None:
+        out["OomKillDisable"] = False
+    # Docker's masked and read-only paths unless privileged; a list given (even
+    # an empty one: `--security-opt systempaths=unconfined`) is kept as given.
+    for key in ("MaskedPaths", "ReadonlyPaths"):
+        if given.get(key) is None:
+            out[key] = None if out.get("Privileged") else list(HOST_CONFIG_DEFAULTS[key])
     return out
 
 
@@ -144,9 +163,10 @@ class Container:
                           FinishedAt=finished_at or now_rfc3339())
 
     def set_start_failed(self, error: str, exit_code: int) -> None:
-        """A start that failed leaves the container `created`, with the error and
-        the exit code docker gives (127 for a missing command, 126 when not executable)."""
-        self.state.update(Status="created", Running=False, Pid=0, ExitCode=exit_code, Error=error)
+        """A start that failed leaves the container as it was (created, or exited),
+        with the error and the exit code docker gives (127 for a missing command,
+        126 when not executable)."""
+        self.state.update(Running=False, Paused=False, Pid=0, ExitCode=exit_code, Error=error)
 
     def set_paused(self, paused: bool) -> None:
         self.state.update(Paused=paused, Status="paused" if paused else "running")

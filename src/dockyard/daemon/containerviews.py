@@ -122,18 +122,30 @@ def select(svc, filters: dict[str, list[str]], all_: bool, limit: int, before: s
     """The containers `ps` shows, newest first."""
     for key in filters:
         if key not in PS_FILTERS:
-            raise errdefs.InvalidParameter(f"invalid filter '{key}'")
+            raise errdefs.InvalidParameter(f"Invalid filter '{key}'")
+    for value in filters.get("exited", []):
+        try:
+            int(value)
+        except ValueError:
+            raise errdefs.InvalidParameter(
+                f'strconv.Atoi: parsing "{value}": invalid syntax') from None
     for status in filters.get("status", []):
         if status not in STATUSES:
-            raise errdefs.InvalidParameter(f"invalid filter 'status={status}'")
+            raise errdefs.InvalidParameter(f"Invalid filter 'status={status}'")
+    for value in filters.get("is-task", []):
+        if value not in ("true", "false"):
+            raise errdefs.InvalidParameter(f"Invalid filter 'is-task={value}'")
+    for value in filters.get("health", []):
+        if value not in ("starting", "healthy", "unhealthy", "none"):
+            raise errdefs.InvalidParameter(f"Unrecognised filter value for health: {value}")
     created = {c.id: parse_time(c.record["Created"]) for c in svc.containers.values()}
     containers = sorted(svc.containers.values(), key=lambda c: created[c.id], reverse=True)
-    before_c = svc.get(before) if before else None
-    since_c = svc.get(since) if since else None
+    before_c = _by_id_or_name(svc, before) if before else None
+    since_c = _by_id_or_name(svc, since) if since else None
     for value in filters.get("before", []):
-        before_c = svc.get(value)
+        before_c = _by_id_or_name(svc, value)
     for value in filters.get("since", []):
-        since_c = svc.get(value)
+        since_c = _by_id_or_name(svc, value)
     if limit > 0 or before_c or since_c or filters.get("status") or filters.get("exited"):
         all_ = True
     out = []
@@ -152,21 +164,37 @@ def select(svc, filters: dict[str, list[str]], all_: bool, limit: int, before: s
     return out
 
 
-def _keep(svc, c: Container, filters: dict[str, list[str]]) -> bool:
-    if "id" in filters and not any(c.id.startswith(v) for v in filters["id"]):
+def _by_id_or_name(svc, ref: str) -> Container:
+    """daemon/list.go idOrNameFilter, with its message."""
+    try:
+        return svc.get(ref)
+    except errdefs.NotFound:
+        raise errdefs.NotFound(f"no such container {ref}") from None
+
+
+def _search(pattern: str, *sources: str) -> bool:
+    """filters.Args.Match: a regular expression found in the source (one that
+    does not compile matches nothing)."""
+    try:
+        return any(re.search(pattern, s) for s in sources)
+    except re.error:
         return False
-    if "name" in filters and not any(re.search(v, c.name.lstrip("/")) for v in filters["name"]):
+
+
+def _keep(svc, c: Container, filters: dict[str, list[str]]) -> bool:
+    if "id" in filters and not any(_search(v, c.id) for v in filters["id"]):
+        return False
+    if "name" in filters and not any(_search(v, c.name, c.name.lstrip("/"))
+                                     for v in filters["name"]):
         return False
     if "label" in filters and not _labels_match(c.config.get("Labels") or {}, filters["label"]):
         return False
     if "status" in filters and c.state["Status"] not in filters["status"]:
         return False
     if "exited" in filters:
-        try:
-            codes = {int(v) for v in filters["exited"]}
-        except ValueError:
-            raise errdefs.InvalidParameter("invalid filter 'exited'") from None
-        if c.running or c.state["Status"] == "created" or c.state["ExitCode"] not in codes:
+        codes = {int(v) for v in filters["exited"]}
+        if c.running or c.state["StartedAt"].startswith("0001-") or \
+                c.state["ExitCode"] not in codes:
             return False
     if "ancestor" in filters and not any(_descends(svc, c, v) for v in filters["ancestor"]):
         return False

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 
-from dockyard.store import atomic
 
 HOSTS_DEFAULT = (
     "127.0.0.1\tlocalhost\n"
@@ -61,10 +60,30 @@ def resolv_conf(host_text: str, dns: list[str] | None = None, search: list[str] 
 
 
 def write(directory: str, hostname: str, hosts_text: str, resolv_text: str) -> dict[str, str]:
+    """Write the three files into `directory` (each only if its content changed).
+
+    They are derived anew at every start, so they are replaced atomically (a
+    container never sees half a file) but not fsynced: after a crash they are
+    simply written again."""
     paths = {"hostname": os.path.join(directory, "hostname"),
              "hosts": os.path.join(directory, "hosts"),
              "resolv.conf": os.path.join(directory, "resolv.conf")}
-    atomic.write_bytes(paths["hostname"], (hostname + "\n").encode())
-    atomic.write_bytes(paths["hosts"], hosts_text.encode())
-    atomic.write_bytes(paths["resolv.conf"], resolv_text.encode())
+    for key, text in (("hostname", hostname + "\n"), ("hosts", hosts_text),
+                      ("resolv.conf", resolv_text)):
+        _replace(paths[key], text.encode())
     return paths
+
+
+def _replace(path: str, data: bytes) -> None:
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    except FileNotFoundError:
+        pass
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".tmp-{name}")  # (repair removes `.tmp-*` left by a crash)
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

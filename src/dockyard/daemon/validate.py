@@ -7,6 +7,7 @@ bad `create` leaves nothing behind.
 from __future__ import annotations
 
 import os
+import signal as signals
 from typing import Any
 
 from dockyard import errdefs
@@ -16,7 +17,27 @@ RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 LOG_DRIVERS = ("json-file", "local", "none")
 
 
+def validate_config(config: dict[str, Any]) -> None:
+    """daemon/container.go validateContainerConfig."""
+    workdir = config.get("WorkingDir") or ""
+    if workdir and not workdir.startswith("/"):
+        raise errdefs.InvalidParameter(
+            f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+    if config.get("StopSignal"):
+        parse_signal(config["StopSignal"])
+    for env in config.get("Env") or []:
+        if not isinstance(env, str) or env.partition("=")[0] == "":
+            raise errdefs.InvalidParameter(f"invalid environment variable: {env}")
+    health = config.get("Healthcheck") or {}
+    for key in ("Interval", "Timeout", "StartPeriod"):
+        if health.get(key) and health[key] < 1_000_000:
+            raise errdefs.InvalidParameter(f"{key} in Healthcheck cannot be less than 1ms")
+    if (health.get("Retries") or 0) < 0:
+        raise errdefs.InvalidParameter("Retries in Healthcheck cannot be negative")
+
+
 def validate_create(config: dict[str, Any], hc: dict[str, Any], runtimes) -> list[str]:
+    validate_config(config)
     warnings: list[str] = []
     memory = hc.get("Memory") or 0
     if memory and memory < MIN_MEMORY:
@@ -28,21 +49,25 @@ def validate_create(config: dict[str, Any], hc: dict[str, Any], runtimes) -> lis
     if swap and swap != -1 and not memory:
         raise errdefs.InvalidParameter(
             "You should always set the Memory limit when using Memoryswap limit, see usage")
+    swappiness = hc.get("MemorySwappiness")
+    if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
+        raise errdefs.InvalidParameter(
+            f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
     reservation = hc.get("MemoryReservation") or 0
+    if reservation and reservation < MIN_MEMORY:
+        raise errdefs.InvalidParameter("Minimum memory reservation allowed is 6MB")
     if memory and reservation and reservation > memory:
         raise errdefs.InvalidParameter(
             "Minimum memory limit can not be less than memory reservation limit, see usage")
-    if reservation and reservation < MIN_MEMORY:
-        raise errdefs.InvalidParameter("Minimum memory reservation allowed is 6MB")
     nano = hc.get("NanoCpus") or 0
-    if nano and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
+    if nano > 0 and (hc.get("CpuPeriod") or 0) > 0:
         raise errdefs.InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot "
                                        "both be set")
-    if nano < 0:
-        raise errdefs.InvalidParameter("Range of CPUs is from 0.01 to 2.00, as there are only "
-                                       "2 CPUs available")
+    if nano > 0 and (hc.get("CpuQuota") or 0) > 0:
+        raise errdefs.InvalidParameter("Conflicting options: Nano CPUs and CPU Quota cannot "
+                                       "both be set")
     ncpu = os.cpu_count() or 1
-    if nano > ncpu * 1_000_000_000:
+    if nano < 0 or nano > ncpu * 1_000_000_000:
         raise errdefs.InvalidParameter(
             f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
     period = hc.get("CpuPeriod") or 0
@@ -73,9 +98,19 @@ def validate_create(config: dict[str, Any], hc: dict[str, Any], runtimes) -> lis
     if log_type not in LOG_DRIVERS:
         raise errdefs.InvalidParameter(
             f'failed to create container: logger: no log driver named "{log_type}" is registered')
-    mode = hc.get("NetworkMode") or "default"
-    if mode not in ("default", "bridge", "none", "host") and not mode.startswith("container:"):
-        raise errdefs.NotFound(f"network {mode} not found")
+    blkio = hc.get("BlkioWeight") or 0
+    if blkio and not 10 <= blkio <= 1000:
+        raise errdefs.InvalidParameter("Range of blkio weight is from 10 to 1000")
+    if hc.get("IOMaximumBandwidth") or hc.get("IOMaximumIOps"):
+        raise errdefs.InvalidParameter("Invalid QoS settings: linux does not support Maximum IO "
+                                       "Bandwidth or Maximum IO IOps")
+    if (hc.get("ShmSize") or 0) < 0:
+        raise errdefs.InvalidParameter("SHM size can not be less than 0")
+    oom_score = hc.get("OomScoreAdj") or 0
+    if not -1000 <= oom_score <= 1000:
+        raise errdefs.InvalidParameter(
+            f"Invalid value {oom_score}, range for oom score adj is [-1000, 1000]")
+    # (an unknown network is refused at start, with 404, as dockerd does)
     if hc.get("Runtime"):
         runtimes.path(hc["Runtime"])
     if (hc.get("OomKillDisable") and not memory):
@@ -98,3 +133,26 @@ def _cpuset_ok(text: str, ncpu: int) -> bool:
         return True
     except ValueError:
         return False
+
+
+def parse_signal(sig: str | int) -> int:
+    """`SIGTERM`, `TERM`, `term` or `15`, as docker's signal.ParseSignal."""
+    if isinstance(sig, int):
+        return sig
+    text = str(sig).strip()
+    if text.isdigit():
+        number = int(text)
+        if number <= 0 or number > 64:
+            raise errdefs.InvalidParameter(f"Invalid signal: {sig}")
+        return number
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(signals.Signals, name))
+    except AttributeError:
+        if (name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-")) and name[9:].isdigit():
+            base = signals.SIGRTMIN if name.startswith("SIGRTMIN") else signals.SIGRTMAX
+            offset = int(name[9:])
+            return int(base) + offset if name.startswith("SIGRTMIN") else int(base) - offset
+        raise errdefs.InvalidParameter(f"Invalid signal: {sig}") from None

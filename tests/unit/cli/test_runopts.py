@@ -594,3 +594,20 @@ def test_events_line_and_json(utc):
         {**event, "Actor": {"ID": "abc", "Attributes": {"exitCode": "0", "name": "x"}}},
         separators=(",", ":"))
     assert gotemplate.render("[{{.Status}}]", events.message({"Type": "container"})) == "[]"
+
+
+def test_env_by_name_with_the_config_files_proxies(monkeypatch, tmp_path):
+    from dockyard.cli.command import Cli
+    from dockyard.cli.run import _env_with_proxies
+    (tmp_path / "config.json").write_text(json.dumps({"proxies": {
+        "default": {"httpProxy": "http://p:3128", "noProxy": "localhost"},
+        "unix:///other.sock": {"httpProxy": "http://other"}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    cli = Cli(host="unix:///run/x.sock")
+    assert _env_with_proxies(cli, ["A=1", "B", "A=2", "no_proxy=x"]) == [
+        "A=2", "B", "no_proxy=x", "HTTP_PROXY=http://p:3128", "http_proxy=http://p:3128",
+        "NO_PROXY=localhost"]
+    assert _env_with_proxies(Cli(host="unix:///other.sock"), []) == [
+        "HTTP_PROXY=http://other", "http_proxy=http://other"]
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "none"))
+    assert _env_with_proxies(cli, ["A=1"]) == ["A=1"]

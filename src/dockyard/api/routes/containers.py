@@ -49,7 +49,7 @@ def _int_query(request: web.Request, name: str) -> int | None:
 
 async def create(request: web.Request) -> web.Response:
     body = await _json_body(request)
-    result = await asyncio.to_thread(_svc(request).create, body, request.query.get("name"))
+    result = await _svc(request).create(body, request.query.get("name"))
     return json_response(result, status=201)
 
 
@@ -89,7 +89,13 @@ async def restart(request: web.Request) -> web.Response:
 
 
 async def kill(request: web.Request) -> web.Response:
-    await _svc(request).kill(request.match_info["id"], request.query.get("signal") or None)
+    name = request.match_info["id"]
+    try:
+        await _svc(request).kill(name, request.query.get("signal") or None)
+    except errdefs.InvalidParameter:
+        raise  # a bad signal is refused as it is, before the container is looked up
+    except errdefs.DockyardError as e:
+        raise type(e)(f"Cannot kill container: {name}: {e}") from e
     return web.Response(status=204)
 
 
@@ -110,8 +116,7 @@ async def remove(request: web.Request) -> web.Response:
 
 
 async def rename(request: web.Request) -> web.Response:
-    await asyncio.to_thread(_svc(request).rename, request.match_info["id"],
-                            request.query.get("name", ""))
+    await _svc(request).rename(request.match_info["id"], request.query.get("name", ""))
     return web.Response(status=204)
 
 
@@ -137,7 +142,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
     want_stdout = query_bool(request, "stdout")
     want_stderr = query_bool(request, "stderr")
     tty = bool(c.config.get("Tty"))
+    if c.paused:
+        raise errdefs.Conflict("You cannot attach to a paused container, unpause it first")
     raw = await hijack(request, RAW_STREAM)
+    svc.emit(c, "attach")
     ready = asyncio.get_running_loop().create_future()
     waiting = asyncio.create_task(svc.shim_for_attach(c.id, ready))
     gone = asyncio.create_task(raw.closed.wait())
@@ -151,7 +159,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
             shim = waiting.result()
             reader, writer = await shim.attach(
                 stdin=want_stdin and bool(c.config.get("OpenStdin")),
-                stdout=want_stdout, stderr=want_stderr)
+                stdout=want_stdout, stderr=want_stderr,
+                stdin_once=bool(c.config.get("StdinOnce")))
         except (errdefs.DockyardError, ConnectionError, OSError):
             raw.close()
             return web.Response(status=101)
@@ -234,12 +243,8 @@ async def prune(request: web.Request) -> web.Response:
 
 
 async def resize(request: web.Request) -> web.Response:
-    svc = _svc(request)
-    c = svc.get(request.match_info["id"])
-    live = svc.live.get(c.id)
-    if live is None:
-        raise errdefs.Conflict(f"Container {c.id} is not running")
-    await live.shim.resize(_int_query(request, "h") or 0, _int_query(request, "w") or 0)
+    await _svc(request).resize(request.match_info["id"], _int_query(request, "h") or 0,
+                               _int_query(request, "w") or 0)
     return web.Response(status=200)
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from dockyard import errdefs
 from dockyard.api import filters
+from dockyard.image import reference
 from dockyard.api.app import Router, json_response, query_bool
 
 CHUNK = 1 << 20
@@ -145,6 +146,8 @@ async def create_image(request: web.Request) -> web.StreamResponse:
         image = request.query.get("fromImage", "")
         if not image:
             raise errdefs.InvalidParameter("fromImage or fromSrc is required")
+        with contextlib.suppress(ValueError):  # dockerd names the repository familiarly
+            image = reference.parse_normalized(image).familiar_name
         raise errdefs.NotFound(
             f"pull access denied for {image}, repository does not exist or may require "
             "'docker login': this engine has no registry access configured")

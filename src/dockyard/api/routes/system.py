@@ -31,9 +31,21 @@ async def disk_usage(request: web.Request) -> web.Response:
     return json_response(await asyncio.to_thread(usage, request.app["daemon"]))
 
 
+async def prune_nothing(request: web.Request) -> web.Response:
+    """Networks, volumes and the build cache are not managed by this engine yet,
+    so there is nothing of them to prune; `docker system prune` asks anyway."""
+    kind = request.path.rstrip("/").split("/")[-2]
+    empty = {"networks": {"NetworksDeleted": None},
+             "volumes": {"VolumesDeleted": None, "SpaceReclaimed": 0},
+             "build": {"CachesDeleted": None, "SpaceReclaimed": 0}}[kind]
+    return json_response(empty)
+
+
 def register(router: Router) -> None:
     router.add("GET", "/_ping", ping)
     router.add("HEAD", "/_ping", ping)
     router.add("GET", "/version", version)
     router.add("GET", "/info", info)
     router.add("GET", "/system/df", disk_usage)
+    for kind in ("networks", "volumes", "build"):
+        router.add("POST", f"/{kind}/prune", prune_nothing)
