@@ -27,43 +27,81 @@ IMAGE = "busybox:local"
 ID = re.compile(r"^[0-9a-f]{64}$")
 
 
-# -- what a container may leave behind -------------------------------------------
+# -- what a container may leave behind (shared by the test_containers_* files) ----------
 
 def cgroup_dirs(cid: str) -> list[str]:
     return glob.glob(f"/sys/fs/cgroup/*/dockyard/{cid}") + glob.glob(f"/sys/fs/cgroup/dockyard/{cid}")
 
 
-def shims(daemon) -> list[int]:
-    """Shim processes serving containers of this daemon."""
+def created_ids(daemon) -> set[str]:
+    """Every container this daemon process has created (from its event backlog)."""
+    response = daemon.api().request("GET", "/events", query={
+        "since": "0", "until": f"{time.time():.9f}",
+        "filters": json.dumps({"type": ["container"], "event": ["create"]})})
+    return {json.loads(line)["id"] for line in response.read().splitlines() if line.strip()}
+
+
+def holders(daemon) -> list[int]:
+    """Processes other than the daemon (and its fork server) with a file, a cwd or
+    a root under the daemon's data or exec root: a shim holds its container's
+    log, a container's processes have their root in its rootfs. (The fork
+    server's spare shim holds only the daemon's log until it is used.)"""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
+        if int(pid) in (daemon.proc.pid, os.getpid()):
             continue
-        if b"dockyard.runtime.shim" in argv and any(daemon.exec_root.encode() in a for a in argv):
-            found.append(int(pid))
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == daemon.proc.pid:
+                    continue  # the fork server
+            links = [f"/proc/{pid}/cwd", f"/proc/{pid}/root",
+                     *glob.glob(f"/proc/{pid}/fd/*")]
+        except (OSError, ValueError, IndexError):
+            continue
+        for link in links:
+            try:
+                if os.readlink(link).startswith((daemon.root, daemon.exec_root)):
+                    found.append(int(pid))
+                    break
+            except OSError:
+                continue
     return found
+
+
+def assert_nothing_left(daemon, ids) -> None:
+    """No process, cgroup or bundle of these containers remains (the fixture
+    `daemon` checks the mounts once the daemon has stopped)."""
+    try:
+        wait_for(lambda: not holders(daemon), timeout=30, what="the shims and containers to exit")
+    except TimeoutError:
+        left = {pid: open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")[:200]
+                for pid in holders(daemon)}
+        raise AssertionError(f"processes left behind: {left}") from None
+    wait_for(lambda: not [d for c in ids for d in cgroup_dirs(c)], timeout=10,
+             what="the containers' cgroups to be removed")
+    bundles = os.path.join(daemon.exec_root, "containers")
+    assert not os.path.isdir(bundles) or not os.listdir(bundles)
+    assert not [m for m in open("/proc/self/mountinfo") if daemon.exec_root in m]
+
+
+def remove_all(daemon) -> set[str]:
+    api = daemon.api()
+    ids = set()
+    for c in api.get("/containers/json", query={"all": "1"}) or []:
+        ids.add(c["Id"])
+        api.request("DELETE", f"/containers/{c['Id']}", query={"force": "1"}).read()
+    assert api.get("/containers/json", query={"all": "1"}) == []
+    return ids
 
 
 @pytest.fixture
 def dy(daemon, loaded_busybox):
     """The daemon, with busybox:local; at the end every container is removed and
     nothing of any container this daemon ran may be left."""
-    seen: set[str] = set()
-    daemon.seen = seen
+    daemon.seen = set()
     yield daemon
-    api = daemon.api()
-    for c in api.get("/containers/json", query={"all": "1"}) or []:
-        seen.add(c["Id"])
-        api.request("DELETE", f"/containers/{c['Id']}", query={"force": "1"}).read()
-    assert api.get("/containers/json", query={"all": "1"}) == []
-    wait_for(lambda: not shims(daemon), timeout=30, what="the shims to exit")
-    wait_for(lambda: not [d for c in seen for d in cgroup_dirs(c)], timeout=10,
-             what="the containers' cgroups to be removed")
-    bundles = os.path.join(daemon.exec_root, "containers")
-    assert not os.path.isdir(bundles) or not os.listdir(bundles)
+    ids = remove_all(daemon) | created_ids(daemon) | daemon.seen
+    assert_nothing_left(daemon, ids)
 
 
 def run(daemon, *args, input=None, timeout=60) -> subprocess.CompletedProcess:

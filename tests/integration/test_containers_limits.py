@@ -9,37 +9,17 @@ are the ones dockerd and runc write for the same flags. OOM kills are noticed
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import re
 import threading
 
 import pytest
 
 from harness import wait_for
+from test_containers_lifecycle import dy  # noqa: F401 - the fixture, shared
 
 IMAGE = "busybox:local"
 V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-ID = re.compile(r"^[0-9a-f]{64}$")
-
-
-def cgroup_dirs(cid: str) -> list[str]:
-    return glob.glob(f"/sys/fs/cgroup/*/dockyard/{cid}") + glob.glob(f"/sys/fs/cgroup/dockyard/{cid}")
-
-
-@pytest.fixture
-def dy(daemon, loaded_busybox):
-    """The daemon with busybox:local; every container removed at the end, and
-    none of their cgroups left."""
-    yield daemon
-    api = daemon.api()
-    ids = [c["Id"] for c in api.get("/containers/json", query={"all": "1"}) or []]
-    for cid in ids:
-        api.request("DELETE", f"/containers/{cid}", query={"force": "1"}).read()
-    assert api.get("/containers/json", query={"all": "1"}) == []
-    wait_for(lambda: not [d for c in ids for d in cgroup_dirs(c)], timeout=10,
-             what="the containers' cgroups to be removed")
 
 
 def read_back(dy, flags: list[str], files: list[str]) -> tuple[list[str], dict]:

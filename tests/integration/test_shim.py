@@ -38,13 +38,18 @@ CGROUP_PARENT = "dyshimtest"
 TIME_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z"
 
 
+OURS = str(Path(sys.executable).parent / "dockyard-runtime")
+
+
 def _runtimes() -> list:
+    """(runtime, spawn() keywords): runc; ours, which the shim runs in its own
+    forks; ours again, executed as a program, as the shim runs runc."""
     found = []
     if os.path.exists(RUNC):
-        found.append(pytest.param(RUNC, id="runc"))
-    ours = shutil.which("dockyard-runtime") or str(Path(sys.executable).parent / "dockyard-runtime")
-    if os.path.exists(ours):
-        found.append(pytest.param(ours, id="dockyard-runtime"))
+        found.append(pytest.param((RUNC, {}), id="runc"))
+    if os.path.exists(OURS):
+        found.append(pytest.param((OURS, {}), id="dockyard-runtime"))
+        found.append(pytest.param((OURS, {"exec_runtime": True}), id="dockyard-runtime-exec"))
     return found
 
 
@@ -87,8 +92,9 @@ def _cgroup_parent():
 class Lab:
     """Bundles, shims and containers of one test, and their cleanup."""
 
-    def __init__(self, runtime: str, rootfs: str, template: dict):
+    def __init__(self, runtime: str, rootfs: str, template: dict, spawn_kw: dict | None = None):
         self.runtime, self.rootfs, self.template = runtime, rootfs, template
+        self.spawn_kw = spawn_kw or {}
         self.base = tempfile.mkdtemp(prefix="dyshim-", dir="/tmp")
         self.root = os.path.join(self.base, "runtime-root")
         self.ids: list[str] = []
@@ -123,7 +129,7 @@ class Lab:
         handle = await shimclient.spawn(
             id=cid, bundle=bundle, runtime=runtime or self.runtime, runtime_root=self.root,
             socket=p["socket"], exit_file=p["exit_file"], log_path=p["log_path"],
-            stdin=stdin, tty=tty, **kw)
+            stdin=stdin, tty=tty, **{**self.spawn_kw, **kw})
         self.shim_pids.append(handle.shim_pid)
         return handle, bundle, p
 
@@ -190,6 +196,26 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _fd_targets(pid: int, low: int = 0) -> dict[int, str]:
+    """fd -> what it points at (a path, "pipe:[N]", "socket:[N]"...)."""
+    out = {}
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except (FileNotFoundError, PermissionError):
+        return out
+    for name in names:
+        if int(name) >= low:
+            try:
+                out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+            except (FileNotFoundError, PermissionError):
+                pass
+    return out
+
+
+def _holds(pid: int, directory: str) -> bool:
+    return any(t.startswith(directory + "/") for t in _fd_targets(pid).values())
+
+
 def _stat(pid: int) -> list[str]:
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()
@@ -197,7 +223,8 @@ def _stat(pid: int) -> list[str]:
 
 @pytest.fixture(params=_runtimes())
 def lab(request, rootfs, spec_template):
-    lab = Lab(request.param, rootfs, spec_template)
+    runtime, spawn_kw = request.param
+    lab = Lab(runtime, rootfs, spec_template, spawn_kw)
     try:
         yield lab
     finally:
@@ -461,7 +488,7 @@ def test_shim_survives_its_parent_and_reconnects(lab):
     cid, bundle = lab.bundle(["sh", "-c", "read line; echo got $line"])
     p = lab.paths(bundle)
     kw = dict(id=cid, bundle=bundle, runtime=lab.runtime, runtime_root=lab.root,
-              stdin=True, **p)
+              stdin=True, **p, **lab.spawn_kw)
     parent = subprocess.run([sys.executable, "-c", SPAWN_AND_LEAVE, json.dumps(kw)],
                             capture_output=True, check=True, cwd=REPO, timeout=60)
     info = json.loads(parent.stdout)
@@ -502,7 +529,7 @@ def test_socket_paths_longer_than_sockaddr_un(lab):
                                       runtime_root=lab.root, socket=sock,
                                       exit_file=os.path.join(deep, "exit.json"),
                                       log_path=os.path.join(deep, "log.json"), tty=True,
-                                      stdin=True)
+                                      stdin=True, **lab.spawn_kw)
         lab.shim_pids.append(shim.shim_pid)
         again = await shimclient.connect(sock)
         reader, writer = await again.attach(stdin=True, stdout=True)
@@ -588,8 +615,11 @@ def test_create_failure_reports_the_runtimes_error_and_leaves_no_shim(lab):
     assert isinstance(error, shimclient.errdefs.System)
     assert 'exec: "nosuch": executable file not found in $PATH' in str(error)
     cid = lab.ids[-1]
+    # (a shim forked by the fork server has the server's command line: a shim
+    # left behind would still hold its log, <bundle>/shim.log, as stderr)
+    bundle = os.path.join(lab.base, cid)
     leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit()
-                 and cid.encode() in _cmdline(int(pid))]
+                 and (cid.encode() in _cmdline(int(pid)) or _holds(int(pid), bundle))]
     assert leftovers == []
     listing = subprocess.run([lab.runtime, "--root", lab.root, "list", "-q"],
                              capture_output=True, text=True)
@@ -656,3 +686,156 @@ def test_tty_without_attach_still_logs(lab):
 
     path = run(go())
     assert [d for _, _, d in logfile.read(path)] == [b"tty hi\r\n"]
+
+
+# -- how shims are started, and how they run the runtime ---------------------------
+
+def test_the_init_holds_none_of_the_shims_fds(lab):
+    """Whether the runtime ran in a fork of the shim or as a program, the
+    container's init (waiting for `start`) inherited none of the shim's fds
+    (its socket, the status pipe, other pipes): only its stdio, and the
+    runtime's own."""
+    async def go():
+        shim, bundle, p = await lab.spawn(["sleep", "30"], stdin=True)
+        reader, writer = await shim.attach(stdin=True, stdout=True)
+        shims = set(_fd_targets(shim.shim_pid).values())
+        inits = _fd_targets(shim.pid, low=3)
+        assert not [t for t in inits.values() if t in shims], (inits, shims)
+        await shim.start()
+        await shim.kill("KILL")
+        writer.close()
+        assert (await shim.wait())["exit_code"] == 137
+    run(go())
+
+
+def test_our_runtime_runs_in_forks_of_the_shim(rootfs, spec_template):
+    """With our runtime, `create` runs in a fork of the shim, not in a new
+    `dockyard-runtime` process (whose command line would say so)."""
+    lab = Lab(OURS, rootfs, spec_template)
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for pid in os.listdir("/proc"):
+                if pid.isdigit() and b"dockyard-runtime\0" in (cmd := _cmdline(int(pid))):
+                    if b"\0create\0" in cmd:
+                        seen.append(cmd)
+            time.sleep(0.001)
+
+    async def go():
+        shim, bundle, p = await lab.spawn(["echo", "forked"])
+        reader, writer = await shim.attach(stdout=True)
+        await shim.start()
+        assert joined(await collect(reader), 1) == b"forked\n"
+        assert (await shim.wait())["exit_code"] == 0
+        with open(os.path.join(bundle, "init.pid")) as f:
+            assert int(f.read()) == shim.pid
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        run(go())
+    finally:
+        stop.set()
+        t.join()
+        clean = lab.shims_exit()
+        lab.cleanup()
+    assert seen == []
+    assert clean
+
+
+@pytest.mark.parametrize("how", ["python", "no-fork-server"])
+def test_a_shim_started_as_a_program(rootfs, spec_template, monkeypatch, how):
+    """Without the fork server (`python=...`, or USE_FORK_SERVER off) the shim
+    is a `python -m dockyard.runtime.shim` of its own, and works the same."""
+    lab = Lab(OURS, rootfs, spec_template,
+              {"python": sys.executable} if how == "python" else {})
+    if how == "no-fork-server":
+        monkeypatch.setattr(shimclient, "USE_FORK_SERVER", False)
+
+    async def go():
+        shim, bundle, p = await lab.spawn(["sh", "-c", "echo started; exit 4"])
+        assert b"dockyard.runtime.shim\0--id\0" + lab.ids[-1].encode() in _cmdline(shim.shim_pid)
+        reader, writer = await shim.attach(stdout=True)
+        await shim.start()
+        assert joined(await collect(reader), 1) == b"started\n"
+        assert (await shim.wait())["exit_code"] == 4
+
+    try:
+        run(go())
+    finally:
+        clean = lab.shims_exit()
+        lab.cleanup()
+    assert clean
+
+
+FORK_SERVER_PARENT = """
+import sys, time
+from dockyard.runtime import shimclient
+assert shimclient.start_fork_server()
+print(shimclient._server.proc.pid, flush=True)
+sys.stdin.read()  # until the test closes it
+"""
+
+
+def _with_mark(mark: bytes) -> list[int]:
+    """Processes whose environment holds `mark`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if mark in f.read().split(b"\0") and _alive(int(pid)):
+                    found.append(int(pid))
+        except (FileNotFoundError, PermissionError, NotADirectoryError, ProcessLookupError):
+            pass
+    return found
+
+
+def test_fork_server_keeps_a_spare_and_goes_with_its_parent():
+    mark = f"DYSHIMTEST_MARK={uuid.uuid4().hex}"
+    parent = subprocess.Popen([sys.executable, "-c", FORK_SERVER_PARENT], cwd=REPO,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env={**os.environ, mark.split("=")[0]: mark.split("=")[1]})
+    try:
+        server = int(parent.stdout.readline())
+        assert b"dockyard.runtime.shim\0--fork-server\0" in _cmdline(server)
+        assert int(_stat(server)[1]) == parent.pid
+        assert int(_stat(server)[3]) == server  # a session of its own (no ^C from ours)
+        deadline = time.monotonic() + 10
+        # (the spare's parent, forked first, leaves at once: the spare is
+        # then a child of whoever reaps orphans)
+        while not (spares := [pid for pid in _with_mark(mark.encode())
+                              if pid not in (parent.pid, server)
+                              and int(_stat(pid)[1]) != server]):
+            assert time.monotonic() < deadline, "no spare"
+            time.sleep(0.02)
+        [spare] = spares
+        assert _cmdline(spare) == _cmdline(server)
+        sid = int(_stat(spare)[3])
+        assert sid not in (spare, server, os.getsid(0))  # detached, not a session leader
+    finally:
+        parent.stdin.close()
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    while _with_mark(mark.encode()):
+        assert time.monotonic() < deadline, "the fork server outlived its parent"
+        time.sleep(0.02)
+
+
+def test_shims_in_a_burst_and_prepare_spawn(lab):
+    """Several spawns at once (the server forks shims itself while no spare is
+    ready), after prepare_spawn (the cgroup attach primed ahead)."""
+    async def one(i: int):
+        shimclient.prepare_spawn()
+        shim, bundle, p = await lab.spawn(["sh", "-c", f"echo {i}"])
+        reader, writer = await shim.attach(stdout=True)
+        await shim.start()
+        out = joined(await collect(reader), 1)
+        writer.close()
+        return out, (await shim.wait())["exit_code"]
+
+    async def go():
+        return await asyncio.gather(*(one(i) for i in range(5)))
+
+    assert run(go()) == [(f"{i}\n".encode(), 0) for i in range(5)]

@@ -10,6 +10,7 @@ what it reads back.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from typing import Any
 
@@ -54,8 +55,10 @@ def now_rfc3339() -> str:
     return logfile.format_time(time.time_ns())
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_time(text: str) -> float:
-    """Seconds since the epoch of an RFC 3339 time; 0 for Go's zero time."""
+    """Seconds since the epoch of an RFC 3339 time; 0 for Go's zero time.
+    (Cached: `ps` reads every container's times each time it lists them.)"""
     if not text or text.startswith("0001-"):
         return 0.0
     return logfile.parse_time(text) / 1e9

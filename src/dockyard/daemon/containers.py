@@ -16,11 +16,10 @@ unmounted, waiters answered — the container stays in `live`, and `start` and
 gone (it runs `runtime delete` after reporting the exit, and it shares the
 bundle's socket path).
 
-Writes. The record is written durably (fsync) when it is created or renamed.
-State changes (start, exit, pause) are written atomically but not fsynced: after
-a power loss no container runs, and the restore reads the exit files the shims
-wrote. Files derived at every start (hostname, hosts, resolv.conf, the bundle's
-config.json in the exec root) are not fsynced either.
+Writes. The record is written durably (temp file, fsync, rename) on every change.
+Files derived at every start (hostname, hosts, resolv.conf, the bundle's
+config.json in the exec root) are rewritten from the record, so they are not
+fsynced.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ import os
 import secrets
 import shutil
 import signal as signals
-import tempfile
 from typing import Any, Callable
 
 from dockyard import errdefs
@@ -154,17 +152,9 @@ class ContainerService:
         self.records.save(c.id, c.record)
 
     def checkpoint(self, c: Container) -> None:
-        """A state change: atomic (temp file + rename), not fsynced (see above)."""
-        path = self.records.path(c.id)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(json.dumps(c.record, separators=(",", ":")).encode())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        """A state change, written as durably as the record itself: a record
+        cut short by a power loss would be taken for a half-made container."""
+        self.records.save(c.id, c.record)
 
     def emit(self, c: Container, action: str, **extra: str) -> None:
         attrs = {"image": c.config.get("Image", ""), "name": c.name.lstrip("/")}
@@ -291,9 +281,10 @@ class ContainerService:
         mode = c.host_config.get("NetworkMode") or "default"
         if mode not in ("default", "bridge", "none", "host") and not mode.startswith("container:"):
             raise errdefs.NotFound(f"network {mode} not found")
+        shimclient.prepare_spawn()  # (the fork server gets ready while we prepare the bundle)
         async with contextlib.AsyncExitStack() as undo:
             await asyncio.to_thread(self._prepare, c)
-            undo.push_async_callback(asyncio.to_thread, self._unmount_rootfs, c)
+            undo.push_async_callback(asyncio.to_thread, self.unmount_rootfs, c)
             log_config = c.host_config["LogConfig"]
             try:
                 shim = await shimclient.spawn(
@@ -353,7 +344,9 @@ class ContainerService:
         if not os.path.ismount(rootfs):
             mount_all(self.images.snapshots.mounts(c.id), rootfs)
         try:
-            files = self._write_etc_files(c)
+            files = etcfiles.for_container(c, self.data_dir(c))
+            c.record.update(ResolvConfPath=files["resolv.conf"], HostnamePath=files["hostname"],
+                            HostsPath=files["hosts"])
             if c.host_config["LogConfig"]["Type"] in ("json-file", "local"):
                 c.record["LogPath"] = self.log_path(c)
             image = self.images.images.get(c.image_id)
@@ -365,10 +358,10 @@ class ContainerService:
             with open(os.path.join(self.bundle(c), "config.json"), "wb") as f:
                 f.write(json.dumps(spec).encode())
         except BaseException:
-            self._unmount_rootfs(c)
+            self.unmount_rootfs(c)
             raise
 
-    def _unmount_rootfs(self, c: Container) -> None:
+    def unmount_rootfs(self, c: Container) -> None:
         from dockyard.linux.mount import MNT_DETACH, unmount_all
 
         rootfs = self.rootfs(c)
@@ -383,27 +376,6 @@ class ContainerService:
                 log.error("%s is still mounted; its bundle is left in place", rootfs)
                 return
         shutil.rmtree(self.bundle(c), ignore_errors=True)
-
-    def _write_etc_files(self, c: Container) -> dict[str, str]:
-        hc = c.host_config
-        hostname = c.config.get("Hostname") or c.short_id
-        mode = hc.get("NetworkMode") or "default"
-        if mode == "host":
-            with open("/etc/hosts") as f:
-                hosts_text = f.read()
-        else:
-            hosts_text = etcfiles.hosts([tuple(h.split(":", 1)[::-1]) for h in hc.get("ExtraHosts") or []])
-        try:
-            with open("/etc/resolv.conf") as f:
-                host_resolv = f.read()
-        except OSError:
-            host_resolv = ""
-        resolv = host_resolv if mode == "host" else etcfiles.resolv_conf(
-            host_resolv, hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions"))
-        files = etcfiles.write(self.data_dir(c), hostname, hosts_text, resolv)
-        c.record.update(ResolvConfPath=files["resolv.conf"], HostnamePath=files["hostname"],
-                        HostsPath=files["hosts"])
-        return files
 
     async def _connect_pending_attachers(self, c: Container, shim) -> None:
         """Clients that attached before start (`docker run`) get their streams
@@ -422,21 +394,21 @@ class ContainerService:
             result = await live.shim.wait()
         except (ConnectionError, OSError, asyncio.IncompleteReadError, errdefs.DockyardError) as e:
             log.warning("lost the shim of %s (%s)", c.short_id, e)
-            result = await self._after_lost_shim(c)
-        await self._exited(c, result)
+            result = await self.after_lost_shim(c)
+        await self.handle_exit(c, result)
 
-    async def _after_lost_shim(self, c: Container) -> dict[str, Any]:
+    async def after_lost_shim(self, c: Container) -> dict[str, Any]:
         """The shim is gone: its exit file, if it wrote one; else it died (kill -9)
         with the container maybe still running, which is then killed and deleted,
         and reported as containerd reports a dead shim's task: 128 + SIGKILL."""
         result = await asyncio.to_thread(self._read_exit_file, c)
         if result is None:
-            await self._force_delete(c)
+            await self.force_delete(c)
             result = {"exit_code": 128 + signals.SIGKILL, "finished_at": now_rfc3339(),
                       "oom_killed": False}
         return result
 
-    async def _force_delete(self, c: Container) -> None:
+    async def force_delete(self, c: Container) -> None:
         """`runtime delete --force`: kills what is left and removes the cgroup,
         if the runtime still has state for the container."""
         if not os.path.exists(os.path.join(self.runtimes.root, c.id)):
@@ -453,7 +425,7 @@ class ContainerService:
         except (OSError, ValueError):
             return None
 
-    async def _exited(self, c: Container, result: dict[str, Any]) -> None:
+    async def handle_exit(self, c: Container, result: dict[str, Any]) -> None:
         live = self.live.get(c.id)
         exit_code = int(result.get("exit_code", 255))
         oom = bool(result.get("oom_killed"))
@@ -464,10 +436,8 @@ class ContainerService:
         if not auto_remove:  # (removed next: the record goes; a crash meanwhile reads the exit file)
             self.checkpoint(c)
         self.emit(c, "die", exitCode=str(exit_code))
-        probe = await self._shim_probe(c)
-        await asyncio.to_thread(self._unmount_rootfs, c)
-        if probe is not None:
-            self._old_shims[c.id] = asyncio.create_task(_until_closed(probe))
+        await self.forget_shim(c)  # (before the unmount removes its socket's name)
+        await asyncio.to_thread(self.unmount_rootfs, c)
         self.live.pop(c.id, None)
         if live is not None and not live.exited.done():
             live.exited.set_result(exit_code)
@@ -563,6 +533,9 @@ class ContainerService:
         """daemon/kill.go killWithSignal: a paused container is resumed after its
         stop signal or SIGKILL is sent, so that it can act on it."""
         runtime = c.host_config["Runtime"]
+        # The event goes first: dockerd sends it while it holds the container, so
+        # it always comes before the `die` the signal may cause.
+        self.emit(c, "kill", signal=str(number))
         await self.runtimes.run(runtime, "kill", c.id, str(number))
         stop_signal = parse_signal(c.config.get("StopSignal") or "SIGTERM")
         if c.paused and number in (signals.SIGKILL, stop_signal):
@@ -570,7 +543,6 @@ class ContainerService:
                 await self.runtimes.run(runtime, "resume", c.id)
             except errdefs.DockyardError as e:  # (a runtime may thaw it itself)
                 log.debug("resuming %s after signal %d: %s", c.short_id, number, e)
-        self.emit(c, "kill", signal=str(number))
 
     async def restart(self, ref: str, timeout: int | None = None) -> None:
         c = self.get(ref)
@@ -632,7 +604,7 @@ class ContainerService:
                 raise errdefs.System(f"could not kill running container {c.id}, cannot remove")
             c.state["Status"] = "removing"
             self.checkpoint(c)
-            await asyncio.to_thread(self._destroy, c)
+            await asyncio.to_thread(self.destroy, c)
             self.containers.pop(c.id, None)
             self.names.pop(c.name, None)
         self._locks.pop(c.id, None)
@@ -640,8 +612,8 @@ class ContainerService:
         self._resolve_waiters(c, ("removed", "not-running", "next-exit"), c.state["ExitCode"])
         self._waiters.pop(c.id, None)
 
-    def _destroy(self, c: Container) -> None:
-        self._unmount_rootfs(c)
+    def destroy(self, c: Container) -> None:
+        self.unmount_rootfs(c)
         with contextlib.suppress(errdefs.NotFound):
             self.images.snapshots.remove(c.id)
         self.records.delete(c.id)
@@ -696,64 +668,22 @@ class ContainerService:
 
     # -- restore after a daemon restart -----------------------------------------
     async def restore(self) -> None:
-        """Take back containers whose shims outlived the previous daemon, record
-        the exit of those that ended while it was away, and undo what a daemon
-        killed in the middle of a start or a remove left behind."""
-        for c in list(self.containers.values()):
-            try:
-                await self._restore(c)
-            except Exception:  # noqa: BLE001 - one container must not stop the daemon
-                log.exception("restoring container %s", c.short_id)
+        """Take back what the previous daemon left: see daemon/containerrestore.py."""
+        from dockyard.daemon.containerrestore import restore
 
-    async def _restore(self, c: Container) -> None:
-        from dockyard.runtime import shimclient
+        await restore(self)
 
-        shim, state = None, {}
-        if os.path.exists(self.shim_socket(c)):
-            try:
-                shim = await shimclient.connect(self.shim_socket(c), self.exit_file(c))
-                state = await shim.state()
-            except (OSError, ConnectionError, asyncio.IncompleteReadError, errdefs.DockyardError):
-                shim = None
-        if c.state.get("Status") == "removing":
-            if shim is not None:
-                with contextlib.suppress(Exception):
-                    await shim.kill("KILL", all=True)
-                    await asyncio.wait_for(shim.wait(), 10)
-            await self._force_delete(c)
-            await asyncio.to_thread(self._destroy, c)
-            self.containers.pop(c.id, None)
-            self.names.pop(c.name, None)
-            return
-        if shim is not None and state.get("status") == "created":
-            # the daemon died between `runtime create` and `start`: undo the start
-            with contextlib.suppress(Exception):
-                await shim.kill("KILL")
-                await asyncio.wait_for(shim.wait(), 10)
-            probe = await self._shim_probe(c)
-            if probe is not None:
-                self._old_shims[c.id] = asyncio.create_task(_until_closed(probe))
-            await self._force_delete(c)
-            if c.running:
-                c.set_stopped(128 + signals.SIGKILL)
-            self.checkpoint(c)
-            await asyncio.to_thread(self._unmount_rootfs, c)
-            return
-        if shim is not None:
-            if not c.running:  # started, but the daemon died before it recorded that
-                c.set_running(shim.pid)
-                self.checkpoint(c)
-            live = Live(shim)
-            self.live[c.id] = live
-            live.watcher = asyncio.create_task(self._watch(c, live))
-            return
-        if c.running:
-            await self._exited(c, await self._after_lost_shim(c))
-            return
-        # Not running, and no shim: nothing of it may be left mounted or in a cgroup.
-        await self._force_delete(c)
-        if os.path.exists(self.bundle(c)):
-            await asyncio.to_thread(self._unmount_rootfs, c)
+    def adopt(self, c: Container, shim) -> None:
+        """Watch a container whose shim a previous daemon started."""
+        live = Live(shim)
+        self.live[c.id] = live
+        live.watcher = asyncio.create_task(self._watch(c, live))
+
+    async def forget_shim(self, c: Container) -> None:
+        """A start waits for this shim to be gone (see `_settle`)."""
+        probe = await self._shim_probe(c)
+        if probe is not None:
+            self._old_shims[c.id] = asyncio.create_task(_until_closed(probe))
 
     async def shutdown(self) -> None:
         """Leave containers running (live restore); just stop watching them."""

@@ -59,6 +59,29 @@ def resolv_conf(host_text: str, dns: list[str] | None = None, search: list[str] 
     return "\n".join(out) + "\n"
 
 
+def for_container(c, directory: str) -> dict[str, str]:
+    """Write a container's three files into `directory` (its data dir), as
+    dockerd makes them: with --network host the host's /etc/hosts and
+    resolv.conf, else docker's hosts and the host's resolv.conf without its
+    loopback nameservers, with --add-host, --dns, --dns-search, --dns-option."""
+    hc = c.host_config
+    hostname = c.config.get("Hostname") or c.short_id
+    mode = hc.get("NetworkMode") or "default"
+    if mode == "host":
+        with open("/etc/hosts") as f:
+            hosts_text = f.read()
+    else:
+        hosts_text = hosts([tuple(h.split(":", 1)[::-1]) for h in hc.get("ExtraHosts") or []])
+    try:
+        with open("/etc/resolv.conf") as f:
+            host_resolv = f.read()
+    except OSError:
+        host_resolv = ""
+    resolv = host_resolv if mode == "host" else resolv_conf(
+        host_resolv, hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions"))
+    return write(directory, hostname, hosts_text, resolv)
+
+
 def write(directory: str, hostname: str, hosts_text: str, resolv_text: str) -> dict[str, str]:
     """Write the three files into `directory` (each only if its content changed).
 

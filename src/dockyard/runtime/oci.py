@@ -171,7 +171,23 @@ def cmd_state(root: str, opts: dict, args: list[str], log: Logger) -> None:
 
 
 def cmd_start(root: str, opts: dict, args: list[str], log: Logger) -> None:
-    cdir, state = _load(root, args[0])
+    cdir, state, fd = begin_start(root, args[0])
+    try:
+        data = _read_exec_fifo(fd, state)
+    finally:
+        os.close(fd)
+    finish_start(cdir, data)
+
+
+# `start` in three parts, so that a caller with an event loop of its own (our
+# shim) can run it without blocking: begin_start, then read the fd until EOF
+# (or the init's death), then finish_start with what was read.
+
+def begin_start(root: str, container_id: str) -> tuple[st.ContainerDir, dict, int]:
+    """start's checks, then exec.fifo opened for reading (non-blocking): the
+    waiting init, whose open(O_WRONLY) this completes, writes one byte and
+    execs, and the exec closes its end (EOF). Raises Failure or StateError."""
+    cdir, state = _load(root, container_id)
     trace("start: loaded")
     status = _status(cdir, state)
     trace("start: status")
@@ -181,46 +197,47 @@ def cmd_start(root: str, opts: dict, args: list[str], log: Logger) -> None:
         raise Failure("cannot start an already running container")
     if status != "created":
         raise Failure(f"cannot start a container in the {status} state")
-    _open_exec_fifo(cdir, state)
-
-
-def _open_exec_fifo(cdir: st.ContainerDir, state: dict) -> None:
-    """Release the init: open exec.fifo for reading and read until the init's
-    execve closes the write end (runc's exec/handleFifoResult)."""
-    import select
     try:
-        fd = os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return cdir, state, os.open(cdir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise Failure("cannot start an already running container") from None
-    data = b""
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLHUP)
-        while True:
-            # On Linux a FIFO reports no POLLHUP before its first writer came,
-            # so this waits for the init, then for its execve (EOF).
-            if poller.poll(100):
-                try:
-                    chunk = os.read(fd, 64)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    break
-                data += chunk
-            elif not st.init_alive(state):
-                try:
-                    data += os.read(fd, 64)
-                except BlockingIOError:
-                    pass
-                if not data:
-                    raise Failure("container process is already dead")
-                break
-    finally:
-        os.close(fd)
+
+
+def finish_start(cdir: st.ContainerDir, data: bytes, init_died: bool = False) -> None:
+    """The end of start, given all that the init wrote to exec.fifo (runc's
+    exec/handleFifoResult)."""
     if not data:
-        raise Failure("cannot start an already running container")
+        raise Failure("container process is already dead" if init_died
+                      else "cannot start an already running container")
     os.unlink(cdir.fifo)
     trace("start: done")
+
+
+def _read_exec_fifo(fd: int, state: dict) -> bytes:
+    """Read exec.fifo until the init's execve closes it (EOF), or the init dies."""
+    import select
+    data = b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    while True:
+        # On Linux a FIFO reports no POLLHUP before its first writer came,
+        # so this waits for the init, then for its execve (EOF).
+        if poller.poll(100):
+            try:
+                chunk = os.read(fd, 64)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return data
+            data += chunk
+        elif not st.init_alive(state):
+            try:
+                data += os.read(fd, 64)
+            except BlockingIOError:
+                pass
+            if not data:
+                raise Failure("container process is already dead")
+            return data
 
 
 def parse_signal(raw: str) -> int:

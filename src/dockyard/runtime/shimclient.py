@@ -5,6 +5,11 @@
     await handle.start()
     result = await handle.wait()   # {"exit_code": 0, "finished_at": ..., "oom_killed": False}
 
+Shims are forked by the fork server (dockyard.runtime.shim.forkserver), one
+per daemon process, started by the first `spawn` (or ahead of it, by
+`start_fork_server()`, so that the first container does not wait for it);
+`spawn(python=...)` or USE_FORK_SERVER = False starts each shim as a program.
+
 After a daemon restart, `await connect(socket_path, exit_file)` finds a live
 shim again (it raises OSError when none answers there). Every request is one
 short UNIX connection (protocol in dockyard.runtime.shim); a handle holds no
@@ -22,12 +27,14 @@ import json
 import os
 import struct
 import sys
+import threading
 
 from dockyard import errdefs
 
 FRAME = struct.Struct(">BxxxI")  # stream (1 stdout, 2 stderr), 3 zero bytes, size
 STDOUT, STDERR = 1, 2
 _UNIX_PATH_MAX = 107
+USE_FORK_SERVER = True
 
 
 class RuntimeFailed(errdefs.System):
@@ -40,36 +47,42 @@ async def spawn(*, id: str, bundle: str, runtime: str, socket: str, exit_file: s
                 runtime_root: str | None = None, stdin: bool = False, tty: bool = False,
                 log_driver: str = "json-file", log_path: str | None = None,
                 log_opts: dict[str, str] | None = None, shim_log: str | None = None,
-                python: str | None = None, timeout: float = 60.0) -> ShimHandle:
+                python: str | None = None, timeout: float = 60.0,
+                exec_runtime: bool = False) -> ShimHandle:
     """Start a shim for the bundle and return once the runtime has created the
     container (its init waits for `start`). Raises RuntimeFailed with the
     runtime's message if create fails; no shim is left running then.
 
-    The shim's own diagnostics go to `shim_log` (default <bundle>/shim.log)."""
-    argv = [python or sys.executable, "-m", "dockyard.runtime.shim", "--id", id,
-            "--bundle", bundle, "--runtime", runtime, "--socket", socket,
-            "--exit-file", exit_file, "--log-driver", log_driver]
+    The shim's own diagnostics go to `shim_log` (default <bundle>/shim.log).
+    Our own runtime runs inside the shim's forks unless `exec_runtime`."""
+    flags = ["--id", id, "--bundle", bundle, "--runtime", runtime, "--socket", socket,
+             "--exit-file", exit_file, "--log-driver", log_driver]
     if runtime_root:
-        argv += ["--runtime-root", runtime_root]
+        flags += ["--runtime-root", runtime_root]
     if stdin:
-        argv.append("--stdin")
+        flags.append("--stdin")
     if tty:
-        argv.append("--tty")
+        flags.append("--tty")
+    if exec_runtime:
+        flags.append("--exec-runtime")
     if log_path:
-        argv += ["--log-path", log_path]
+        flags += ["--log-path", log_path]
     for key, value in (log_opts or {}).items():
-        argv += ["--log-opt", f"{key}={value}"]
+        flags += ["--log-opt", f"{key}={value}"]
     status_r, status_w = os.pipe()
-    argv += ["--status-fd", str(status_w)]
     shim_log = shim_log or os.path.join(bundle, "shim.log")
     try:
         log_fd = os.open(shim_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
     except OSError:
         log_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    proc = None
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=log_fd, pass_fds=(status_w,))
+        if python is not None or not USE_FORK_SERVER or not _fork(flags, status_w, log_fd):
+            argv = [python or sys.executable, "-m", "dockyard.runtime.shim", *flags,
+                    "--status-fd", str(status_w)]
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=log_fd, pass_fds=(status_w,))
     except BaseException:
         os.close(status_r)
         raise
@@ -81,7 +94,8 @@ async def spawn(*, id: str, bundle: str, runtime: str, socket: str, exit_file: s
     except asyncio.TimeoutError:
         raise RuntimeFailed(f"the shim did not report within {timeout:g}s") from None
     finally:
-        await proc.wait()  # the first of the shim's forks: it exits at once
+        if proc is not None:
+            await proc.wait()  # the first of the shim's forks: it exits at once
     try:
         status = json.loads(line)
     except ValueError:
@@ -92,6 +106,130 @@ async def spawn(*, id: str, bundle: str, runtime: str, socket: str, exit_file: s
         raise RuntimeFailed(status.get("error") or "runtime create failed")
     return ShimHandle(socket, exit_file=exit_file, pid=int(status["pid"]),
                       shim_pid=int(status.get("shim_pid") or 0), id=id)
+
+
+# -- the fork server ------------------------------------------------------------------
+
+class _ForkServer:
+    """`python -m dockyard.runtime.shim --fork-server FD`, our child, and our end
+    of its socket (protocol in dockyard.runtime.shim.forkserver)."""
+
+    def __init__(self) -> None:
+        import socket as socket_
+        import subprocess
+
+        ours, theirs = socket_.socketpair(socket_.AF_UNIX, socket_.SOCK_SEQPACKET)
+        try:
+            # Its own session: a ^C meant for the daemon's terminal is not for
+            # it. Its stderr is ours: it says little, and only when it fails.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dockyard.runtime.shim", "--fork-server",
+                 str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),), start_new_session=True)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.owner = os.getpid()
+
+    def usable(self) -> bool:
+        return (self.owner == os.getpid() and self.sock.fileno() >= 0
+                and self.proc.poll() is None)
+
+    def send(self, flags: list[str], fds: list[int]) -> None:
+        import socket as socket_
+
+        socket_.send_fds(self.sock, [json.dumps(flags).encode()], fds)
+
+    def close(self) -> None:
+        self.sock.close()  # EOF: it exits
+        try:
+            self.proc.wait(5)
+        except Exception:  # noqa: BLE001 - (TimeoutExpired) it is in the way no more
+            self.proc.kill()
+            self.proc.wait()
+
+
+_server: _ForkServer | None = None
+_server_lock = threading.Lock()
+_starts_left = 3  # a server that keeps dying is given up on: shims are started then
+
+
+def start_fork_server() -> bool:
+    """Start the fork server now, if it does not run yet (it takes as long as
+    starting a shim: better at daemon start than at the first container).
+    False when it cannot run; spawn() then starts shims as programs."""
+    return _fork_server() is not None
+
+
+def stop_fork_server() -> None:
+    """Stop the fork server (shims it forked live on)."""
+    global _server
+    with _server_lock:
+        if _server is not None and _server.owner == os.getpid():
+            _server.close()
+        _server = None
+
+
+def prepare_spawn() -> None:
+    """Say that a spawn() may come soon: call it when a container is created
+    (`docker run` starts it ~10 ms later) and when its start begins. The fork
+    server then gets the kernel ready for the container's cgroup attach, which
+    otherwise waits 10-15 ms for an RCU grace period, and keeps it ready for
+    0.1 s (see dockyard.runtime.shim.forkserver). Cheap: one datagram; never
+    blocks, never fails."""
+    import socket as socket_
+
+    if not USE_FORK_SERVER:
+        return
+    server = _fork_server()
+    if server is None:
+        return
+    try:
+        server.sock.send(b'"prime"', socket_.MSG_DONTWAIT)
+    except OSError:
+        pass
+
+
+def _fork_server() -> _ForkServer | None:
+    global _server, _starts_left
+    with _server_lock:
+        if _server is not None and _server.usable():
+            return _server
+        if _server is not None and _server.owner == os.getpid():
+            _server.sock.close()
+            _server.proc.poll()  # (reaped, if it has exited)
+        _server = None
+        if _starts_left <= 0:
+            return None
+        if _starts_left == 3:
+            import atexit
+
+            atexit.register(stop_fork_server)
+        _starts_left -= 1
+        try:
+            _server = _ForkServer()
+        except OSError:
+            return None
+        return _server
+
+
+def _fork(flags: list[str], status_w: int, log_fd: int) -> bool:
+    """Ask the fork server for a shim; False if there is none to ask."""
+    for _ in range(2):  # a server found dead is started again once
+        server = _fork_server()
+        if server is None:
+            return False
+        try:
+            server.send(flags, [status_w, log_fd])
+            return True
+        except OSError:
+            with _server_lock:
+                server.sock.close()
+    return False
 
 
 async def connect(socket_path: str, exit_file: str | None = None) -> ShimHandle:

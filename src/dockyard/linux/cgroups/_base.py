@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import abc
 import errno
-import logging
 import os
 import signal
 import time
 
-log = logging.getLogger("dockyard.linux.cgroups")
+# logging is imported when a warning is logged: it costs ~5-10 ms to import
+# (traceback, linecache, tokenize...), and the runtime's CLI and the shim,
+# which start for every container, rarely log one.
+LOGGER = "dockyard.linux.cgroups"
 
 # How long destroy() keeps retrying rmdir while the last tasks drain (EBUSY),
 # and how long freeze()/thaw() wait for the kernel to report the new state.
@@ -177,7 +179,9 @@ class Cgroup(abc.ABC):
         self.warnings: list[str] = []
 
     def warn(self, msg: str) -> None:
-        log.warning("cgroup %s: %s", self.path, msg)
+        import logging
+
+        logging.getLogger(LOGGER).warning("cgroup %s: %s", self.path, msg)
         self.warnings.append(msg)
 
     @abc.abstractmethod

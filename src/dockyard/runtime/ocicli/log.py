@@ -11,19 +11,28 @@ Debug entries are written only with --debug.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
 # DOCKYARD_RUNTIME_TRACE=1: timestamps of create's phases on stderr, from
-# every process (CLOCK_MONOTONIC, comparable across them).
-_TRACE = bool(os.environ.get("DOCKYARD_RUNTIME_TRACE"))
+# every process (CLOCK_MONOTONIC, comparable across them); =/some/file: appended
+# to that file instead (for runtimes whose stderr is a shim's pipe).
+_TRACE = os.environ.get("DOCKYARD_RUNTIME_TRACE") or ""
 
 
 def trace(what: str) -> None:
     if _TRACE:
-        os.write(2, f"trace {time.monotonic():.4f} pid={os.getpid()} {what}\n".encode())
+        line = f"trace {time.monotonic():.4f} pid={os.getpid()} {what}\n".encode()
+        try:
+            if _TRACE.startswith("/"):  # (not inside the container: after pivot_root)
+                fd = os.open(_TRACE, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+                os.write(fd, line)
+                os.close(fd)
+            else:
+                os.write(2, line)
+        except OSError:
+            pass
 
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -52,6 +61,8 @@ class Logger:
 
     def _format(self, level: str, msg: str) -> str:
         if self.fmt == "json":
+            import json
+
             return json.dumps({"level": level, "msg": msg, "time": _now()},
                               separators=(",", ":")) + "\n"
         m = _quote(msg) if _needs_quote(msg) else msg

@@ -3,19 +3,27 @@
     python -m dockyard.runtime.shim --id ID --bundle DIR --runtime PATH
         [--runtime-root DIR] --socket PATH --exit-file PATH --status-fd N
         [--stdin] [--tty] --log-driver json-file|local|none [--log-path FILE]
-        [--log-opt KEY=VALUE]...
+        [--log-opt KEY=VALUE]... [--exec-runtime]
+    python -m dockyard.runtime.shim --fork-server FD
 
-The daemon starts it through dockyard.runtime.shimclient. Life of a shim:
+The daemon starts it through dockyard.runtime.shimclient: forked by the fork
+server (`forkserver`, one per daemon, which has imported the shim and our
+runtime already), or as the program above. Life of a shim:
 
-1. Detach (`__main__`): fork, setsid, fork again. The process the daemon
-   started exits at once (the daemon reaps it); the grandchild is in its own
-   session, cannot take a controlling terminal, and outlives the daemon. It
-   becomes a child subreaper: when `runtime create` exits, the container's init
-   is re-parented to the shim, which can then wait(2) for it.
+1. Detach (`__main__`, or the fork server likewise): fork, setsid, fork
+   again. The first process exits at once (its parent reaps it); the
+   grandchild is in its own session, cannot take a controlling terminal, and
+   outlives the daemon. It becomes a child subreaper: when `runtime create`
+   exits, the container's init is re-parented to the shim, which can then
+   wait(2) for it.
 2. Create (`runtime`): `<runtime> [--root R] --log <bundle>/log.json
    --log-format json create --bundle B --pid-file B/init.pid
    [--console-socket S] ID`, with pipes as its stdio (the init inherits them),
    or with --tty a console socket on which the runtime sends the pty master.
+   When the runtime is our own `dockyard-runtime` (and not --exec-runtime),
+   its verbs run in forks of the shim, the same CLI called as a function
+   (`runtime`), and `start` runs in the shim's loop (`server`): no interpreter
+   starts for any of them.
 3. Report: one JSON line on the status fd, which is then closed:
    `{"ok": true, "pid": <init pid>, "shim_pid": <our pid>}`, or
    `{"ok": false, "error": "<the runtime's stderr, last line>", "shim_pid": N}`
@@ -44,14 +52,18 @@ The daemon starts it through dockyard.runtime.shimclient. Life of a shim:
      (an extension: the daemon may as well run the runtime itself)
 5. Exit: when the init has been reaped, drain its output (at most 2 s), flush
    the log, read the cgroup's OOM kill count, write the exit file (atomically;
-   its content is the wait reply), answer waiters, run `runtime delete`, remove
-   the socket and exit. Connections that arrive meanwhile are still answered.
+   its content is the wait reply), answer waiters, run `runtime delete`, fsync
+   the exit file, remove the socket and exit. Connections that arrive meanwhile
+   are still answered.
 
 Logs: json-file, local or none, written by dockyard.runtime.logfile exactly as
 dockerd's drivers cut and rotate them.
 
 Stdlib only, and careful with imports: a shim starts for every container and
 stays resident (`python -X importtime -m dockyard.runtime.shim --help`).
+DOCKYARD_RUNTIME_TRACE=/some/file (in the daemon's environment) appends the
+shim's and our runtime's steps there with CLOCK_MONOTONIC times, to see where
+a container's start spends its time.
 Socket paths longer than sockaddr_un holds are reached through
 /proc/<pid>/fd/<dirfd>/<name>.
 """

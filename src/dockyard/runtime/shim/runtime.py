@@ -1,5 +1,17 @@
 """The OCI runtime's CLI, as the shim drives it: `create`, then any verb.
 
+Two ways to run a verb, with the same arguments, stdio, exit code and stderr:
+
+- exec: posix_spawn `<runtime> [--root R] --log L --log-format json VERB ...`
+  (runc, crun, or any runc-compatible CLI);
+- in-process, when the runtime is our own `dockyard-runtime` (`is_ours`): fork
+  the shim and call the CLI's entry point (dockyard.runtime.oci) in the child,
+  which then exits with the code the program would have. The verbs run as
+  they do in a `dockyard-runtime` process, minus starting an interpreter and
+  importing the runtime (~35-60 ms a verb; more under load). The shim is
+  single-threaded, so the child, and the container init it forks for
+  `create`, are the fresh single-threaded processes fork() must give them.
+
 Imported before `runtime create` runs, so it imports little: `socket` only for
 a console socket (--tty), `json` only to read the runtime's log on failure.
 """
@@ -9,6 +21,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import sys
 
 UNIX_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the NUL
 
@@ -57,11 +70,30 @@ class Created:
         self.master = master      # the pty master, or -1
 
 
+def is_ours(path: str) -> bool:
+    """Whether `path` is our own runtime: the `dockyard-runtime` installed next
+    to this interpreter (where the daemon finds it too), so that its code is
+    the code this process can import."""
+    ours = os.path.join(os.path.dirname(sys.executable), "dockyard-runtime")
+    try:
+        return os.path.samestat(os.stat(path), os.stat(ours))
+    except OSError:
+        return False
+
+
 class Runtime:
-    def __init__(self, path: str, root: str | None, bundle: str, container_id: str):
+    def __init__(self, path: str, root: str | None, bundle: str, container_id: str,
+                 in_process: bool = False):
         self.path, self.root, self.bundle, self.id = path, root, bundle, container_id
+        self.in_process = in_process  # fork and call, rather than exec (see above)
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self.running: dict[int, tuple] = {}  # pid -> (stderr read end, done callback)
+        # In-process verbs also write their exit code, as one byte, to a pipe
+        # just before they exit: the verb is over then, and the caller need not
+        # wait for the kernel to tear the process down (a few ms for a fork of
+        # a Python process) and for SIGCHLD. The child is still reaped later.
+        self.results: dict[int, int] = {}  # read end of such a pipe -> pid
+        self.finished: set[int] = set()    # pids that reported, not yet reaped
 
     def argv(self, *args: str) -> list[str]:
         # --log as containerd gives it: runc logs there (and its errors to stderr)
@@ -70,6 +102,8 @@ class Runtime:
                        *args]
 
     def spawn(self, argv: list[str], stdin: int, stdout: int, stderr: int) -> int:
+        if self.in_process:
+            return self._fork(argv, (stdin, stdout, stderr))
         # dup2 clears FD_CLOEXEC on the three targets; every other fd of ours is
         # non-inheritable (PEP 446). Python ignores SIGPIPE and we catch SIGCHLD;
         # the runtime, and the container after it, must start with the defaults.
@@ -80,6 +114,48 @@ class Runtime:
                                   setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD))
         except OSError as e:
             raise Failed(f"{argv[0]}: {e.strerror}") from None
+
+    def _fork(self, argv: list[str], stdio: tuple[int, int, int]) -> int:
+        """The in-process twin of posix_spawn(argv): a child of ours that runs
+        the runtime's CLI on argv[1:] and exits with its code."""
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        result_r, result_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            os.close(result_r)
+            os.close(result_w)
+            raise Failed(f"fork: {e.strerror}") from None
+        if pid:
+            os.close(result_w)
+            self.results[result_r] = pid
+            return pid
+        code = 1
+        try:
+            _become_runtime(argv, stdio, result_w)
+            from dockyard.runtime import oci
+
+            code = oci.main(argv[1:])
+        except BaseException as e:  # noqa: BLE001 - said on stderr, as a crashing program would
+            try:
+                os.write(2, f"{argv[0]}: {type(e).__name__}: {e}\n".encode())
+            except OSError:
+                pass
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            try:
+                os.write(result_w, bytes([code & 0xFF]))
+            except OSError:
+                pass
+            os._exit(code)
 
     def run(self, args: list[str], done) -> None:
         """Start `runtime ARGS`; `done(exit_code, stderr's last line)` is called
@@ -98,20 +174,57 @@ class Runtime:
     def reaped(self, pid: int, status: int) -> bool:
         """Tell a reaped child to us; True if it was one of our commands. Their
         stderr is short (an error line), so it waits in the pipe until now."""
+        if pid in self.finished:
+            self.finished.discard(pid)
+            return True
+        for fd in [fd for fd, p in self.results.items() if p == pid]:
+            os.close(fd)  # (it died without a word)
+            del self.results[fd]
         if pid not in self.running:
             return False
+        self._done(pid, os.waitstatus_to_exitcode(status))
+        return True
+
+    def result(self, fd: int) -> int | None:
+        """Read the exit code an in-process verb wrote to its result pipe `fd`
+        (readable); its command is over then (`done` is called if it was one
+        of `run`'s). None if it exited without one: `reaped` will tell."""
+        pid = self.results.pop(fd)
+        try:
+            data = os.read(fd, 1)
+        except OSError:
+            data = b""
+        os.close(fd)
+        if not data:
+            return None
+        self.finished.add(pid)
+        if pid in self.running:
+            self._done(pid, data[0])
+        return data[0]
+
+    def _done(self, pid: int, code: int) -> None:
         r, done = self.running.pop(pid)
         message = last_line(read_available(r))
         os.close(r)
-        done(os.waitstatus_to_exitcode(status), message)
-        return True
+        done(code, message)
 
     def run_quietly(self, *args: str) -> None:
         """Run `runtime ARGS` to completion, ignoring the outcome (cleanup)."""
         try:
-            os.waitpid(self.spawn(self.argv(*args), self.devnull, self.devnull, self.devnull), 0)
+            pid = self.spawn(self.argv(*args), self.devnull, self.devnull, self.devnull)
+            os.waitpid(pid, 0)
         except (Failed, ChildProcessError):
-            pass
+            return
+        for fd in [fd for fd, p in self.results.items() if p == pid]:
+            os.close(fd)
+            del self.results[fd]
+
+    def log_failure(self, message: str) -> None:
+        """Log an error of a verb run in the shim itself as the runtime's CLI
+        logs its own: in --log, as JSON."""
+        from dockyard.runtime.ocicli.log import Logger
+
+        Logger(os.path.join(self.bundle, "log.json"), "json").error(message)
 
     def log_error(self) -> str:
         """The last error the runtime wrote to its --log, if any."""
@@ -173,17 +286,27 @@ class Creating:
         self.pid = runtime.spawn(runtime.argv(*argv, runtime.id), *stdio)
 
     def finish(self, wake_r: int) -> Created:
-        """Wait for the runtime (`wake_r` turns readable on SIGCHLD), taking the
-        pty master when it comes; the created container, or Failed."""
+        """Wait for the runtime (`wake_r` turns readable on SIGCHLD; an in-process
+        runtime's result pipe when it is done), taking the pty master when it
+        comes; the created container, or Failed."""
+        runtime = self.runtime
+        result = next((fd for fd, pid in runtime.results.items() if pid == self.pid), -1)
         while True:
             watch = [wake_r] + ([self.console] if self.console and self.master < 0 else [])
-            ready, _, _ = select.select(watch, [], [], 0.1)
+            ready, _, _ = select.select(watch + ([result] if result >= 0 else []), [], [], 0.1)
             if wake_r in ready:
                 read_available(wake_r)
             if self.console in ready:
                 self._take_master()
+            if result in ready:
+                code = runtime.result(result)
+                result = -1
+                if code is not None:
+                    break  # (reaped later, by the shim's reaper)
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
+                runtime.reaped(pid, status)  # (its result pipe, if any)
+                code = os.waitstatus_to_exitcode(status)
                 break
         for fd in self.child_ends:
             os.close(fd)
@@ -192,8 +315,7 @@ class Creating:
                 self._take_master()
             self.console.close()
             _unlink(os.path.join(self.runtime.bundle, "console.sock"))
-        if status != 0:
-            code = os.waitstatus_to_exitcode(status)
+        if code != 0:
             message = (last_line(read_available(self.err_r)) or self.runtime.log_error()
                        or f"runtime create exited with status {code}")
             self.runtime.run_quietly("delete", "--force", self.runtime.id)
@@ -227,6 +349,33 @@ class Creating:
         if fds:
             self.master = fds[0]
             os.set_inheritable(self.master, False)
+
+
+def _become_runtime(argv: list[str], stdio: tuple[int, int, int], keep: int) -> None:
+    """In a child forked from the shim: the process state a spawned runtime
+    would start with. Only its stdio: every other fd of the shim (the socket,
+    clients, the status fd, other pipes) is closed, so that no peer waits on
+    an fd this child, or the container init it forks, still holds. Signals
+    as Python sets them up in a new process: SIGCHLD back to its default, and
+    no wakeup fd writing into the shim's pipe. `keep`: the result pipe."""
+    import gc
+
+    # Objects of the shim that exist now are never collected here, so no
+    # finalizer (a socket's) can close an fd number the runtime has reused.
+    gc.freeze()
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for target, fd in enumerate(stdio):
+        if fd != target:
+            os.dup2(fd, target)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # (the listing's own fd, closed already)
+    sys.argv = list(argv)
 
 
 def _unlink(path: str) -> None:
