@@ -11,8 +11,8 @@ ValueError with the same text. Everything here is pure.
 from __future__ import annotations
 
 import re
-import time
 
+from dockyard import timefilter
 from dockyard.cli.formatting import go_quote
 
 # --- strconv -----------------------------------------------------------------------------
@@ -74,41 +74,9 @@ def parse_float(s: str) -> float:
     return float(s)
 
 
-# --- time.ParseDuration --------------------------------------------------------------------
+# --- time.ParseDuration and GetTimestamp: the engine's own ports, in dockyard.timefilter ---
 
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
-          "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]*)")
-
-
-def parse_duration(s: str) -> int:
-    """time.ParseDuration: "1h30m", "1.5s", "-10m" -> nanoseconds."""
-    orig = s
-    neg = s[:1] == "-"
-    if s[:1] in ("+", "-"):
-        s = s[1:]
-    if s == "0":
-        return 0
-    if not s:
-        raise ValueError(f"time: invalid duration {go_quote(orig)}")
-    total = 0
-    while s:
-        m = _DURATION_PART.match(s)
-        whole, frac, unit = m.group(1), m.group(2), m.group(3)
-        if not whole and not frac:
-            raise ValueError(f"time: invalid duration {go_quote(orig)}")
-        if not unit:
-            raise ValueError(f"time: missing unit in duration {go_quote(orig)}")
-        if unit not in _UNITS:
-            raise ValueError(f"time: unknown unit {go_quote(unit)} in duration {go_quote(orig)}")
-        scale = _UNITS[unit]
-        total += int(whole or 0) * scale
-        if frac:
-            total += int(frac) * scale // 10 ** len(frac)
-        s = s[m.end():]
-    if total >= 1 << 63:
-        raise ValueError(f"time: invalid duration {go_quote(orig)}")
-    return -total if neg else total
+parse_duration = timefilter.parse_duration  # raises DurationError, a ValueError
 
 
 # --- go-units RAMInBytes -------------------------------------------------------------------
@@ -144,173 +112,10 @@ def ram_in_bytes(size: str) -> int:
     return int(value * _BINARY[sfx[0]])
 
 
-# --- time.Parse, for the layouts GetTimestamp uses -------------------------------------------
-
-_STD = ("2006", "01", "02", "15", "04", "05", ".999999999", "Z07:00")
-
-
-def _chunks(layout: str) -> list[str]:
-    """The layout as Go's nextStdChunk sees it: standard elements and literal characters."""
-    out, i = [], 0
-    while i < len(layout):
-        for std in _STD:
-            if layout.startswith(std, i):
-                out.append(std)
-                i += len(std)
-                break
-        else:
-            out.append(layout[i])
-            i += 1
-    return out
-
-
-def _days_in(month: int, year: int) -> int:
-    if month == 2:
-        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
-    return 30 if month in (4, 6, 9, 11) else 31
-
-
-class _Bad(ValueError):
-    """A value that does not match its layout element (Go's errBad)."""
-
-
-def _getnum(value: str, fixed: bool) -> tuple[int, str]:
-    """Go's getnum: one or two digits (exactly two when fixed)."""
-    if not value[:1].isdigit():
-        raise _Bad
-    if not value[1:2].isdigit():
-        if fixed:
-            raise _Bad
-        return int(value[0]), value[1:]
-    return int(value[:2]), value[2:]
-
-
-def _fraction(rest: str) -> tuple[int, str]:
-    i = 1
-    while i < len(rest) and rest[i].isdigit():
-        i += 1
-    return int(rest[1:i][:9].ljust(9, "0")), rest[i:]
-
-
-def parse_time(layout: str, value: str, local_offset: int | None = None) -> tuple[int, int]:
-    """time.Parse (and ParseInLocation) for GetTimestamp's layouts: (Unix seconds, ns).
-
-    A value without a zone is read `local_offset` seconds east of UTC (None: UTC,
-    as time.Parse). Errors are Go's ParseError texts.
-    """
-    def cannot(elem: str, rest: str) -> ValueError:
-        return ValueError(f"parsing time {go_quote(value)} as {go_quote(layout)}: "
-                          f"cannot parse {go_quote(rest)} as {go_quote(elem)}")
-
-    def out_of_range(what: str) -> ValueError:
-        return ValueError(f"parsing time {go_quote(value)}: {what} out of range")
-
-    year, month, day, hour, minute, second, nsec = 1, 1, 1, 0, 0, 0, 0
-    offset = local_offset
-    rest = value
-    chunks = _chunks(layout)
-    for i, elem in enumerate(chunks):
-        if elem not in _STD:
-            if not rest.startswith(elem):
-                literal = ""
-                for e in chunks[i:]:   # Go reports the whole run of literal text
-                    if e in _STD:
-                        break
-                    literal += e
-                raise cannot(literal, rest)
-            rest = rest[len(elem):]
-            continue
-        hold = rest
-        try:
-            if elem == "2006":
-                if len(rest) < 4 or not rest[:4].isdigit():
-                    raise _Bad
-                year, rest = int(rest[:4]), rest[4:]
-            elif elem == "01":
-                month, rest = _getnum(rest, True)
-                if not 1 <= month <= 12:
-                    raise out_of_range("month")
-            elif elem == "02":
-                day, rest = _getnum(rest, True)
-            elif elem == "15":
-                hour, rest = _getnum(rest, False)
-                if hour >= 24:
-                    raise out_of_range("hour")
-            elif elem == "04":
-                minute, rest = _getnum(rest, True)
-                if minute >= 60:
-                    raise out_of_range("minute")
-            elif elem == "05":
-                second, rest = _getnum(rest, True)
-                if second >= 60:
-                    raise out_of_range("second")
-                following = chunks[i + 1] if i + 1 < len(chunks) else ""
-                if following != ".999999999" and len(rest) >= 2 and rest[0] in ".," \
-                        and rest[1].isdigit():
-                    nsec, rest = _fraction(rest)   # Go takes a fraction the layout lacks
-            elif elem == ".999999999":
-                if len(rest) >= 2 and rest[0] in ".," and rest[1].isdigit():
-                    nsec, rest = _fraction(rest)
-            elif rest[:1] == "Z":   # Z07:00
-                offset, rest = 0, rest[1:]
-            else:
-                if len(rest) < 6 or rest[3] != ":" or rest[0] not in "+-":
-                    raise _Bad
-                hh, _ = _getnum(rest[1:3], True)
-                mm, _ = _getnum(rest[4:6], True)
-                offset = (hh * 3600 + mm * 60) * (-1 if rest[0] == "-" else 1)
-                rest = rest[6:]
-        except _Bad:
-            raise cannot(elem, hold) from None
-    if rest:
-        raise ValueError(f"parsing time {go_quote(value)}: extra text: {go_quote(rest)}")
-    if day < 1 or day > _days_in(month, year):
-        raise ValueError(f"parsing time {go_quote(value)}: day out of range")
-    import calendar
-    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    return seconds - (offset or 0), nsec
-
-
-# --- timetypes.GetTimestamp -------------------------------------------------------------------
-
-
 def get_timestamp(value: str, now: float | None = None) -> str:
-    """What the engine client sends as `since`/`until` for what a user typed:
-    a duration ("10m") is that long before now, in whole seconds; an RFC 3339
-    date or time ("2013-01-02T13:23:37Z"; local when it has no zone) is
-    "seconds.nanoseconds"; a Unix time ("1700000000.5") goes as it is."""
-    now_ns = time.time_ns() if now is None else int(now * 1e9)
-    if value != "0":
-        try:
-            return str((now_ns - parse_duration(value)) // 1_000_000_000)
-        except ValueError:
-            pass
-    in_location = not any(c in value for c in "zZ+") and value.count("-") != 3
-    if "." in value:
-        layout = "2006-01-02T15:04:05.999999999" if in_location else \
-            "2006-01-02T15:04:05.999999999Z07:00"
-    elif "T" in value:
-        colons = value.count(":")
-        if not in_location and "z" not in value.lower() and colons > 0:
-            colons -= 1   # the zone's own colon
-        layout = {0: "2006-01-02T15", 1: "2006-01-02T15:04"}.get(colons, "2006-01-02T15:04:05")
-        if not in_location:
-            layout += "Z07:00"
-    else:
-        layout = "2006-01-02" if in_location else "2006-01-02Z07:00"
-    offset = time.localtime(now_ns / 1e9).tm_gmtoff if in_location else None
+    """What the engine client sends as `since`/`until` for what a user typed
+    (moby's timetypes.GetTimestamp, shared with the daemon's filters)."""
     try:
-        seconds, nsec = parse_time(layout, value, offset)
-    except ValueError:
-        if "-" in value:
-            raise
-        sec, dot, frac = value.partition(".")
-        try:
-            parse_int(sec, 64, 10)
-            if dot:
-                parse_int(frac, 64, 10)
-        except ValueError:
-            raise ValueError(
-                f"failed to parse value as time or duration: {go_quote(value)}") from None
-        return value
-    return f"{seconds}.{nsec:09d}"
+        return timefilter.get_timestamp(value, None if now is None else int(now * 1e9))
+    except timefilter.TimeError as e:
+        raise ValueError(str(e)) from None

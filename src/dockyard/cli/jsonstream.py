@@ -12,9 +12,6 @@ command with its message.
 
 from __future__ import annotations
 
-import codecs
-import json
-
 from dockyard.cli.command import StatusError
 
 TYPE_CHECKING = False  # typing costs ~10 ms at start-up; only type checkers need it
@@ -23,28 +20,12 @@ if TYPE_CHECKING:
 
 
 def iter_messages(response: Any, chunk_size: int = 65536) -> Iterator[dict]:
-    """Decode a stream of concatenated JSON values as they arrive."""
-    decoder = json.JSONDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")("replace")
-    read = getattr(response, "read1", None) or response.read
-    buf = ""
-    while True:
-        chunk = read(chunk_size)
-        buf += utf8.decode(chunk or b"", final=not chunk)
-        while True:
-            buf = buf.lstrip()
-            if not buf:
-                break
-            try:
-                obj, end = decoder.raw_decode(buf)
-            except ValueError:
-                if not chunk:
-                    raise StatusError(f"invalid character in JSON stream: {buf[:40]!r}") from None
-                break
-            buf = buf[end:]
-            yield obj
-        if not chunk:
-            return
+    """The messages of a JSON-stream body, as they arrive."""
+    from dockyard.client.api import json_messages
+    try:
+        yield from json_messages(response, chunk_size)
+    except ValueError as e:
+        raise StatusError(str(e)) from None
 
 
 def _has_progress(msg: dict) -> bool:

@@ -93,23 +93,37 @@ class Client:
 
     def stream_json(self, method: str, path: str, **kw: Any) -> Iterator[dict]:
         """A JSON-stream body (one object per line), yielding objects as they come."""
-        response = self.request(method, path, **kw)
-        decoder = json.JSONDecoder()
-        buf = ""
-        while chunk := response.read1(65536) if hasattr(response, "read1") else response.read(65536):
-            buf += chunk.decode()
-            while True:
-                buf = buf.lstrip()
-                if not buf:
-                    break
-                try:
-                    obj, end = decoder.raw_decode(buf)
-                except ValueError:
-                    break
-                buf = buf[end:]
-                yield obj
+        return json_messages(self.request(method, path, **kw))
 
 
 def _chunks(f: BinaryIO) -> Iterator[bytes]:
     while chunk := f.read(1 << 20):
         yield chunk
+
+
+def json_messages(response: Any, chunk_size: int = 65536) -> Iterator[dict]:
+    """Decode a body of concatenated JSON values (load, import, events) as they
+    arrive; bytes that never become a value raise ValueError at the end."""
+    import codecs
+
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+    read = getattr(response, "read1", None) or response.read
+    buf = ""
+    while True:
+        chunk = read(chunk_size)
+        buf += utf8.decode(chunk or b"", final=not chunk)
+        while True:
+            buf = buf.lstrip()
+            if not buf:
+                break
+            try:
+                obj, end = decoder.raw_decode(buf)
+            except ValueError:
+                if not chunk:
+                    raise ValueError(f"invalid character in JSON stream: {buf[:40]!r}") from None
+                break
+            buf = buf[end:]
+            yield obj
+        if not chunk:
+            return

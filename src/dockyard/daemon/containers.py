@@ -35,8 +35,9 @@ import signal as signals
 from typing import Any, Callable
 
 from dockyard import errdefs
+from dockyard.daemon.filtering import labels_match
 from dockyard.daemon import etcfiles, names
-from dockyard.daemon.container import Container, host_config, new_state, now_rfc3339
+from dockyard.daemon.container import Container, host_config, new_state, now_rfc3339, parse_time
 from dockyard.daemon.images import ImageService
 from dockyard.daemon.runtimes import Runtimes
 from dockyard.daemon.validate import parse_signal
@@ -581,6 +582,33 @@ class ContainerService:
             c.set_paused(False)
             self.checkpoint(c)
             self.emit(c, "unpause")
+
+    async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:
+        """`container prune`: every stopped container the filters keep."""
+        from dockyard import timefilter
+        from dockyard.daemon import containerviews
+
+        for key in filters:
+            if key not in ("until", "label", "label!"):
+                raise errdefs.InvalidParameter(f"invalid filter '{key}'")
+        deleted, reclaimed = [], 0
+        for c in list(self.containers.values()):
+            if c.running or c.paused:
+                continue
+            labels = c.config.get("Labels") or {}
+            if "label" in filters and not labels_match(labels, filters["label"]):
+                continue
+            if "label!" in filters and labels_match(labels, filters["label!"]):
+                continue
+            if "until" in filters and parse_time(c.record["Created"]) >= \
+                    timefilter.until_seconds(filters["until"][-1]):
+                continue
+            rw, _ = await asyncio.to_thread(containerviews.sizes, self, c)
+            await self.remove(c.id)
+            deleted.append(c.id)
+            reclaimed += rw
+        self._emit("container", "prune", "", {"reclaimed": str(reclaimed)})
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     # -- remove, rename ---------------------------------------------------------
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:

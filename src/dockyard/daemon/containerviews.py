@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from dockyard import errdefs
+from dockyard.daemon.filtering import labels_match
 from dockyard.daemon.container import Container, parse_time
 from dockyard.storage.layer import chain_ids
 
@@ -109,14 +110,6 @@ def summary(svc, c: Container, size: bool = False) -> dict[str, Any]:
     return out
 
 
-def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
-    for item in wanted:
-        key, sep, value = item.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
-
-
 def select(svc, filters: dict[str, list[str]], all_: bool, limit: int, before: str | None,
            since: str | None) -> list[Container]:
     """The containers `ps` shows, newest first."""
@@ -187,7 +180,7 @@ def _keep(svc, c: Container, filters: dict[str, list[str]]) -> bool:
     if "name" in filters and not any(_search(v, c.name, c.name.lstrip("/"))
                                      for v in filters["name"]):
         return False
-    if "label" in filters and not _labels_match(c.config.get("Labels") or {}, filters["label"]):
+    if "label" in filters and not labels_match(c.config.get("Labels") or {}, filters["label"]):
         return False
     if "status" in filters and c.state["Status"] not in filters["status"]:
         return False

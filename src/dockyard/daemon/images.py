@@ -16,6 +16,7 @@ import threading
 from typing import Any, BinaryIO, Callable
 
 from dockyard import errdefs, timefilter
+from dockyard.daemon.filtering import labels_match
 from dockyard.image import reference
 from dockyard.image.archive import (Loaded, Loader, Saver, layer_failure, spool_to_file,
                                     tar_failure)
@@ -220,7 +221,7 @@ class ImageService:
                 continue
             if since is not None and created <= since.created_ns:
                 continue
-            if labels is not None and not _labels_match(
+            if labels is not None and not labels_match(
                     image.container_config.get("Labels") or {}, labels):
                 continue
             names = self.images.names(image.id)
@@ -351,9 +352,9 @@ class ImageService:
                 if until is not None and image.created_ns > until:
                     continue
                 labels = image.container_config.get("Labels") or {}
-                if "label" in filters and not _labels_match(labels, filters["label"]):
+                if "label" in filters and not labels_match(labels, filters["label"]):
                     continue
-                if "label!" in filters and _labels_match(labels, filters["label!"]):
+                if "label!" in filters and labels_match(labels, filters["label!"]):
                     continue
                 candidates.append(image)
             for image in candidates:
@@ -492,14 +493,6 @@ def _names_reference(name: str, image: Image) -> reference.Reference | None:
     return parsed.tagged_or_latest()
 
 
-def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
-    for item in wanted:
-        key, sep, value = item.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
-
-
 # -- reference patterns: Go's path.Match ----------------------------------------
 
 def _scan_chunk(pattern: str) -> tuple[bool, str, str]:
@@ -616,9 +609,5 @@ def familiar_match(pattern: str, ref: reference.Reference) -> bool:
     except PatternError:
         return False
 
-
-# api/routes/containers.py still imports this name; it moves to
-# dockyard.timefilter.until_seconds, and then this alias goes.
-_until = timefilter.until_seconds
 
 __all__ = ["ImageService", "NoSuchImage", "familiar_match", "path_match"]

@@ -210,36 +210,13 @@ async def relay(raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 
 async def logs(request: web.Request) -> web.StreamResponse:
-    from dockyard.daemon.containerlogs import stream_logs
+    from dockyard.api.routes.containerlogs import stream_logs
     return await stream_logs(request, _svc(request))
 
 
 async def prune(request: web.Request) -> web.Response:
-    svc = _svc(request)
     f = filters.parse(request.query.get("filters"))
-    deleted, reclaimed = [], 0
-    for key in f:
-        if key not in ("until", "label", "label!"):
-            raise errdefs.InvalidParameter(f"invalid filter '{key}'")
-    for c in list(svc.containers.values()):
-        if c.running or c.paused:
-            continue
-        labels = c.config.get("Labels") or {}
-        if "label" in f and not _views()._labels_match(labels, f["label"]):
-            continue
-        if "label!" in f and _views()._labels_match(labels, f["label!"]):
-            continue
-        if "until" in f:
-            from dockyard.daemon.container import parse_time
-            from dockyard.daemon.images import _until
-            if parse_time(c.record["Created"]) >= _until(f["until"][-1]):
-                continue
-        rw, _ = await asyncio.to_thread(_views().sizes, svc, c)
-        await svc.remove(c.id)
-        deleted.append(c.id)
-        reclaimed += rw
-    request.app["daemon"].events.emit("container", "prune", "", {"reclaimed": str(reclaimed)})
-    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+    return json_response(await _svc(request).prune(f))
 
 
 async def resize(request: web.Request) -> web.Response:
