@@ -193,3 +193,16 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     print(f"\n{title}")
     for r in [header, ["-" * w for w in widths]] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def measure_each(subjects: list, measure) -> dict:
+    """{subject.name: measure(subject)}, every subject cleaned up (its
+    `cleanup()`) whatever happens."""
+    results = {}
+    try:
+        for s in subjects:
+            results[s.name] = measure(s)
+    finally:
+        for s in subjects:
+            s.cleanup()
+    return results

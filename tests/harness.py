@@ -3,12 +3,17 @@ our CLI, the docker CLI, docker-py, and raw API calls."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from paths import FIXTURES
 
 
 BIN = Path(sys.executable).parent
@@ -115,3 +120,28 @@ class Daemon:
 def mounts_under(path: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+@contextlib.contextmanager
+def running_daemon():
+    """A daemon on a fresh base directory, stopped and removed at the end; an
+    error if it left a mount behind."""
+    base = tempfile.mkdtemp(prefix="dyt-", dir="/tmp")
+    d = Daemon(base)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
+        leaked = mounts_under(base)
+        for m in reversed(leaked):
+            subprocess.run(["umount", "-l", m], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+        assert not leaked, f"daemon left mounts behind: {leaked}"
+
+
+def load_busybox(d: Daemon) -> str:
+    """busybox:local from the fixture archive made by real docker."""
+    with open(FIXTURES / "busybox.docker-save.tar", "rb") as f:
+        d.run_cli("load", input=f.read(), check=True)
+    return "busybox:local"

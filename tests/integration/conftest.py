@@ -7,16 +7,14 @@ and the test fails if the daemon left a mount behind.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from harness import Daemon, mounts_under
-from paths import FIXTURES, REPO
+from harness import load_busybox, running_daemon
+from paths import REPO
 
 if os.geteuid() != 0:
     raise RuntimeError("integration tests need root (they run a real daemon)")
@@ -24,26 +22,21 @@ if os.geteuid() != 0:
 
 @pytest.fixture
 def daemon():
-    base = tempfile.mkdtemp(prefix="dyt-", dir="/tmp")
-    d = Daemon(base)
-    try:
-        d.start()
+    with running_daemon() as d:
         yield d
-    finally:
-        d.stop()
-        leaked = mounts_under(base)
-        for m in reversed(leaked):
-            subprocess.run(["umount", "-l", m], check=False)
-        shutil.rmtree(base, ignore_errors=True)
-        assert not leaked, f"daemon left mounts behind: {leaked}"
+
+
+@pytest.fixture(scope="module")
+def module_daemon():
+    """One daemon for a module's tests that each leave it as they found it."""
+    with running_daemon() as d:
+        load_busybox(d)
+        yield d
 
 
 @pytest.fixture
 def loaded_busybox(daemon) -> str:
-    """busybox:local from the fixture archive made by real docker."""
-    with open(FIXTURES / "busybox.docker-save.tar", "rb") as f:
-        daemon.run_cli("load", input=f.read(), check=True)
-    return "busybox:local"
+    return load_busybox(daemon)
 
 
 @pytest.fixture

@@ -28,16 +28,27 @@ from pathlib import Path
 
 import pytest
 
-from harness import wait_for
+from harness import load_busybox, running_daemon, wait_for
 
 DOCKYARD = str(Path(sys.executable).parent / "dockyard")
 ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 @pytest.fixture(autouse=True)
-def remove_containers(daemon):
-    """Every container a test made is removed at its end, by the daemon's own list."""
+def remove_containers(request):
+    """Every container a test made is removed at its end, by the daemon's own list
+    (but for the module's shared, read-only `some_containers`)."""
+    daemon = None
+    if "some_containers" not in request.fixturenames:  # (asked for now: torn down after us)
+        name = "module_daemon" if "module_daemon" in request.fixturenames else "daemon"
+        daemon = request.getfixturevalue(name)
     yield
+    if daemon is None:
+        return
+    remove_all(daemon)
+
+
+def remove_all(daemon) -> None:
     api = daemon.api()
     for c in api.get("/containers/json", query={"all": "1"}) or []:
         api.request("DELETE", f"/containers/{c['Id']}", query={"force": "1"}).read()
@@ -207,8 +218,8 @@ def test_create_sends_dockers_body(daemon, loaded_busybox, recorder, args, monke
     ["--pull", "never", "nosuch:1"], ["nosuch:1"], ["-q", "nosuch:1"],
 ])
 @pytest.mark.parametrize("command", ["create", "run"])
-def test_bad_create_and_run_like_docker(daemon, loaded_busybox, command, args):
-    ours, theirs = both(daemon, command, *args)
+def test_bad_create_and_run_like_docker(module_daemon, command, args):
+    ours, theirs = both(module_daemon, command, *args)
     assert_same(ours, theirs)
     assert ours.returncode in (1, 125)
 
@@ -234,11 +245,11 @@ def test_bad_create_and_run_like_docker(daemon, loaded_busybox, command, args):
     (["--init", "-e", "X=1", "-w", "/tmp", "-u", "1:2", "-h", "box", "sh", "-c",
       "echo $X $(pwd) $(id -u):$(id -g) $(hostname)"], None),
 ])
-def test_run_like_docker(daemon, loaded_busybox, args, stdin):
-    ours = daemon.run_cli("run", "--rm", *_split(args), input=stdin)
-    theirs = daemon.docker("run", "--rm", *_split(args), input=stdin)
+def test_run_like_docker(module_daemon, args, stdin):
+    ours = module_daemon.run_cli("run", "--rm", *_split(args), input=stdin)
+    theirs = module_daemon.docker("run", "--rm", *_split(args), input=stdin)
     assert_same(ours, theirs)
-    assert daemon.api().get("/containers/json", query={"all": "1"}) == []
+    assert module_daemon.api().get("/containers/json", query={"all": "1"}) == []
 
 
 def _split(args):
@@ -404,8 +415,7 @@ def test_lifecycle_commands_print_what_docker_prints(daemon, loaded_busybox):
 # --- logs, ps, inspect ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def some_containers(daemon, loaded_busybox):
+def make_some_containers(daemon):
     daemon.docker("run", "--name", "lg", "-l", "com.example.my-label=1", "-l", "b=2",
                   "busybox:local", "sh", "-c",
                   "echo out1; echo err1 >&2; echo out2; sleep 1; echo out3", check=True)
@@ -414,7 +424,26 @@ def some_containers(daemon, loaded_busybox):
     daemon.docker("run", "-d", "--name", "up", "busybox:local", "sleep", "100", check=True)
     daemon.docker("create", "--name", "made", "busybox:local", "echo",
                   "hello world this is a long command", check=True)
+    daemon.made_at = time.time()
     return daemon
+
+
+@pytest.fixture(scope="module")
+def some_containers():
+    """Containers in every state, on a daemon of their own shared by the tests
+    that only look at them (ps, logs, inspect, df, events)."""
+    with running_daemon() as d:
+        load_busybox(d)
+        try:
+            yield make_some_containers(d)
+        finally:
+            remove_all(d)
+
+
+@pytest.fixture
+def own_containers(daemon, loaded_busybox):
+    """The same containers for a test that changes them (prune)."""
+    return make_some_containers(daemon)
 
 
 @pytest.mark.parametrize("args", [
@@ -465,8 +494,8 @@ def test_inspect_containers_like_docker(some_containers, args):
 # --- prune, df, events ------------------------------------------------------------------------------
 
 
-def test_container_prune(some_containers):
-    d = some_containers
+def test_container_prune(own_containers):
+    d = own_containers
     ours, theirs = both(d, "container", "prune", input="n\n")
     assert_same(ours, theirs)
     assert ours.stdout == ("WARNING! This will remove all stopped containers.\n"
@@ -494,8 +523,8 @@ def test_system_df_like_docker(some_containers, args):
     assert_same(ours, theirs)
 
 
-def test_system_prune(some_containers):
-    d = some_containers
+def test_system_prune(own_containers):
+    d = own_containers
     for args in ([], ["-a", "--volumes", "--filter", "label=a"]):
         ours, theirs = both(d, "system", "prune", *args, input="n\n")
         assert_same(ours, theirs)
@@ -515,7 +544,8 @@ def test_system_prune(some_containers):
     ["-f", "event=die"], ["-f", "container=lg"], ["-f", "type=image"],
 ])
 def test_events_like_docker(some_containers, args):
-    time.sleep(1.1)   # --until is in whole seconds: let the fixture's events be in the past
+    # --until is in whole seconds: the fixture's events must be in the past
+    time.sleep(max(0.0, some_containers.made_at + 1.1 - time.time()))
     ours, theirs = both(some_containers, "events", "--since", "1h", "--until", "0s", *args)
     assert_same(ours, theirs)
     assert ours.stdout or args[:2] == ["-f", "type=image"]

@@ -183,8 +183,10 @@ def test_event_filters_and_since_until(dy):
     start = time.time()
     dy.docker("run", "--name", "e1", "-l", "k=v", "--network", "none", IMAGE, "true", check=True)
     dy.docker("run", "--name", "e2", "--network", "none", IMAGE, "true", check=True)
-    wait_for(lambda: time.time() > start + 1.1, what="a second to pass")  # (unix-second bounds)
-    until = str(int(time.time()))
+    # `until` is in whole seconds: the first one after the last event, once it is past
+    until = int(time.time()) + 1
+    wait_for(lambda: time.time() > until, what="a second to pass")
+    until = str(until)
     since = f"{start:.6f}"
 
     def past(*filters: str) -> list[str]:

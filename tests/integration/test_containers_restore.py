@@ -32,7 +32,7 @@ def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # (gone, or going as we read)
         return False
 
 
@@ -236,3 +236,38 @@ def _sleeping_wrapper(wrapper: str, verb: str) -> bool:
         if wrapper in argv and verb in argv:
             return True
     return False
+
+
+COUNTED_FAILURES = ('n=$(cat /n 2>/dev/null || echo 0); echo $((n+1)) > /n; '
+                    '[ "$n" -ge 5 ] && exec sleep 1000; exit 1')
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_restart_pending_when_the_daemon_stops_is_made_by_the_next(dy, sig):
+    """The record says `restarting`: the next daemon starts the container (which
+    fails five times, counting in its own rootfs, then stays up)."""
+    cid = detached(dy, "--restart", "always", IMAGE, "sh", "-c", COUNTED_FAILURES)
+    wait_for(lambda: dy.api().get(f"/containers/{cid}/json")["RestartCount"] >= 5
+             and state(dy, cid)["Restarting"], timeout=20, what="the fifth restart to wait")
+    dy.stop(sig)
+    dy.start()
+    s = state(dy, cid)
+    assert (s["Status"], s["Running"], s["Restarting"]) == ("running", True, False)
+    assert alive(s["Pid"])
+    assert dy.api().get(f"/containers/{cid}/json")["RestartCount"] == 0  # a fresh start
+
+
+def test_restarts_at_daemon_start_are_done_before_it_serves(dy):
+    """Containers with `always` whose shims died with the daemon (as in a reboot)
+    are all running again once the daemon answers."""
+    cids = [detached(dy, "--restart", "always", IMAGE, "sleep", "1000") for _ in range(6)]
+    pids = [state(dy, cid)["Pid"] for cid in cids]
+    dy.stop(signal.SIGKILL)
+    for pid in pids:
+        os.kill(shim_of(pid), signal.SIGKILL)
+    dy.start()
+    for cid, pid in zip(cids, pids):
+        s = state(dy, cid)
+        assert (s["Status"], s["Running"]) == ("running", True)
+        assert s["Pid"] != pid and alive(s["Pid"]) and not alive(pid)
+    assert dy.docker("stop", "-t", "0", *cids).returncode == 0

@@ -92,7 +92,8 @@ def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
 
 
 def create_app(daemon) -> web.Application:
-    from dockyard.api.routes import containers, events, images, system
+    from dockyard.api.routes import (containerfs, containers, containerstats, containerupdate,
+                                     events, execs, images, system)
 
     app = web.Application(middlewares=[_middleware], client_max_size=0)
     app.on_response_prepare.append(_add_headers)
@@ -101,6 +102,10 @@ def create_app(daemon) -> web.Application:
     system.register(router)
     images.register(router)
     containers.register(router)
+    containerfs.register(router)
+    containerupdate.register(router)
+    containerstats.register(router)
+    execs.register(router)
     events.register(router)
 
     async def not_found(request: web.Request) -> web.Response:

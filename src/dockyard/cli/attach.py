@@ -4,6 +4,12 @@ between the terminal and the hijacked connection (Streamer), the terminal in
 raw mode and its size (RawTerminal, monitor_tty_size), and the signals this
 process gets, passed on to the container (SignalProxy).
 
+With a TTY and stdin, the keys typed are watched for the detach sequence
+(--detach-keys, else `detachKeys` of the config file, else ctrl-p,ctrl-q), as
+docker's CLI does on its side: what comes before it is sent, the sequence
+itself never is, and the command ends at once, leaving the container running
+(`run` and `start` exit 0, `attach` says "read escape sequence" and exits 1).
+
 Threads, because the standard library has no other way to wait on a
 terminal and a socket at once without taking over the whole process: one
 copies stdin to the connection and half-closes it at EOF, one copies the
@@ -32,9 +38,10 @@ class Waiter:
     """`POST /containers/{id}/wait`, whose headers mean the daemon is waiting; the
     body, read later, is the exit status (125 if waiting failed, as docker)."""
 
-    def __init__(self, cli: Cli, container_id: str, removed: bool):
+    def __init__(self, cli: Cli, container_id: str, removed: bool = False,
+                 condition: str | None = None):
         self.cli = cli
-        condition = "removed" if removed else "next-exit"
+        condition = condition or ("removed" if removed else "next-exit")
         self.response = cli.client.request("POST", f"/containers/{container_id}/wait",
                                            query={"condition": condition})
         self._status: int | None = None
@@ -100,7 +107,7 @@ class Streamer:
     output ends, or at close()."""
 
     def __init__(self, cli: Cli, conn: Hijacked, tty: bool, stdin: bool, stdout: bool,
-                 stderr: bool, err_to_out: bool = False):
+                 stderr: bool, err_to_out: bool = False, detach_keys: str = ""):
         self.cli = cli
         self.conn = conn
         self.tty = tty
@@ -108,11 +115,14 @@ class Streamer:
         self.out = binary(cli.out) if stdout else None
         self.err = (binary(cli.out) if err_to_out else binary(cli.err)) if stderr else None
         self.error: Exception | None = None
+        self.detached = False
+        self.detach_keys = detach_keys
         self._raw: RawTerminal | None = None
         self._output: threading.Thread | None = None
         self._input: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._over = threading.Event()  # the output has ended, or the user detached
 
     def start(self) -> None:
         if self.stdin and self.tty and is_terminal(self.cli.stdin):
@@ -120,6 +130,8 @@ class Streamer:
         if self.out is not None or self.err is not None:
             self._output = threading.Thread(target=self._copy_output, daemon=True)
             self._output.start()
+        else:
+            self._over.set()  # nothing to wait for but the input
         if self.stdin:
             self._input = threading.Thread(target=self._copy_input, daemon=True)
             self._input.start()
@@ -137,20 +149,34 @@ class Streamer:
             self.error = e
         finally:
             self.restore()
+            self._over.set()
 
     def _copy_input(self) -> None:
         read = _input_reader(self.cli.stdin)
+        proxy = None
+        if self.tty:
+            from dockyard import detachkeys
+            proxy = detachkeys.EscapeProxy(_escape_keys(self.detach_keys))
         try:
             while chunk := read():
-                self.conn.send(chunk)
+                detached = False
+                if proxy is not None:
+                    chunk, detached = proxy.feed(chunk)
+                if chunk:
+                    self.conn.send(chunk)
+                if detached:
+                    self.restore()
+                    self.detached = True
+                    self._over.set()
+                    return
         except OSError:
             pass
         self.restore()
         self.conn.close_write()
 
     def wait_output(self) -> None:
-        if self._output is not None:
-            self._output.join()
+        """Until the output ends, or the user detaches (`detached`)."""
+        self._over.wait()
 
     def restore(self) -> None:
         with self._lock:
@@ -169,6 +195,30 @@ class Streamer:
             self._output.join(5)
 
 
+def detach_keys(flag: str) -> str:
+    """The detach keys to ask for: the flag's, else the config file's `detachKeys`."""
+    if flag:
+        return flag
+    from dockyard.cli import clientconfig
+    keys = clientconfig.load().get("detachKeys")
+    return keys if isinstance(keys, str) else ""
+
+
+def _escape_keys(spec: str) -> bytes:
+    """As docker's CLI: a spec it cannot read is warned about and the default used."""
+    from dockyard import detachkeys
+    if not spec:
+        return detachkeys.DEFAULT
+    try:
+        return detachkeys.to_bytes(spec)
+    except ValueError as e:
+        sys.stderr.write(f"WARNING: invalid detach escape keys, using default: {e}\n")
+        return detachkeys.DEFAULT
+
+
+INPUT_CHUNK = 1 << 18
+
+
 def _input_reader(stdin):
     """A function returning the next bytes of stdin, b"" at its end."""
     try:
@@ -176,11 +226,12 @@ def _input_reader(stdin):
     except (AttributeError, OSError, ValueError):
         fd = None
     if fd is not None:
-        return lambda: os.read(fd, 32768)
+        return lambda: os.read(fd, INPUT_CHUNK)
     buffer = getattr(stdin, "buffer", None)
     if buffer is not None:
-        return lambda: buffer.read1(32768) if hasattr(buffer, "read1") else buffer.read(32768)
-    return lambda: stdin.read(32768).encode()
+        return lambda: (buffer.read1(INPUT_CHUNK) if hasattr(buffer, "read1")
+                        else buffer.read(INPUT_CHUNK))
+    return lambda: stdin.read(INPUT_CHUNK).encode()
 
 
 class RawTerminal:
@@ -211,8 +262,9 @@ class RawTerminal:
             pass
 
 
-def resize(cli: Cli, container_id: str) -> bool:
-    """POST /containers/{id}/resize with the terminal's size; False if it failed."""
+def resize(cli: Cli, container_id: str, is_exec: bool = False, grow: int = 0) -> bool:
+    """POST /containers/{id}/resize (or /exec/{id}/resize) with the terminal's
+    size (plus `grow` rows and columns); False if it failed."""
     from dockyard.client.api import APIError
     try:
         size = os.get_terminal_size(cli.out.fileno())
@@ -221,29 +273,32 @@ def resize(cli: Cli, container_id: str) -> bool:
     if size.lines == 0 and size.columns == 0:
         return True
     try:
-        cli.client.request("POST", f"/containers/{container_id}/resize",
-                           query={"h": str(size.lines), "w": str(size.columns)}).read()
+        kind = "exec" if is_exec else "containers"
+        cli.client.request("POST", f"/{kind}/{container_id}/resize",
+                           query={"h": str(size.lines + grow),
+                                  "w": str(size.columns + grow)}).read()
     except (APIError, OSError):
         return False
     return True
 
 
-def monitor_tty_size(cli: Cli, container_id: str) -> None:
+def monitor_tty_size(cli: Cli, container_id: str, is_exec: bool = False) -> None:
     """initTtySize and MonitorTtySize: the size now (retried for a moment, as docker
-    does, in case the process is not ready yet), and again on every SIGWINCH."""
-    if not resize(cli, container_id):
+    does, in case the process is not ready yet), and again on every SIGWINCH.
+    `container_id` is an exec's ID with `is_exec`."""
+    if not resize(cli, container_id, is_exec):
         def retry():
             import time
             for attempt in range(10):
                 time.sleep((attempt + 1) * 0.01)
-                if resize(cli, container_id):
+                if resize(cli, container_id, is_exec):
                     return
             cli.err.write("failed to resize tty, using default size\n")
         threading.Thread(target=retry, daemon=True).start()
     import signal
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGWINCH, lambda *_: threading.Thread(
-            target=resize, args=(cli, container_id), daemon=True).start())
+            target=resize, args=(cli, container_id, is_exec), daemon=True).start())
 
 
 class SignalProxy:
@@ -291,3 +346,89 @@ class SignalProxy:
             except (OSError, ValueError, TypeError):
                 pass
         self.previous.clear()
+
+
+def streamed_status(streamer: Streamer, waiter: Waiter) -> int | None:
+    """After the start: the output to its end, then the exit status; None if the
+    user detached (the container runs on)."""
+    from dockyard.cli.command import StatusError
+    streamer.wait_output()
+    streamer.close()
+    if streamer.detached:
+        waiter.close()
+        return None
+    if streamer.error is not None:
+        raise StatusError(str(streamer.error))
+    return waiter.status()
+
+
+# --- the `attach` command ------------------------------------------------------------------------
+
+
+def _check_state(cli: Cli, container: str) -> dict:
+    """inspectContainerAndCheckState."""
+    from dockyard.cli.command import StatusError
+    c = cli.client.get(f"/containers/{container}/json")
+    state = c.get("State") or {}
+    if not state.get("Running"):
+        raise StatusError("You cannot attach to a stopped container, start it first")
+    if state.get("Paused"):
+        raise StatusError("You cannot attach to a paused container, unpause it first")
+    if state.get("Restarting"):
+        raise StatusError("You cannot attach to a restarting container, wait until it is running")
+    return c
+
+
+def attach(cli: Cli, argv: list[str], path: str) -> int:
+    """`attach` as docker's RunAttach: wait registered first, the state checked
+    (twice: before and after the hijack, so a container that stopped in between
+    is not waited on forever), the TTY resized (one row and column more, then
+    the real size, which redraws the prompt), the streams until the output
+    ends, then the container's exit status."""
+    from dockyard.cli.command import PROG, StatusError
+    from dockyard.cli.pflag import FlagSet
+    from dockyard.client import hijack
+    fs = FlagSet(path, "[OPTIONS] CONTAINER",
+                 "Attach local standard input, output, and error streams to a running container",
+                 aliases=f"{PROG} container attach, {PROG} attach", args=(1, 1))
+    fs.string("detach-keys", help="Override the key sequence for detaching a container")
+    fs.bool("no-stdin", help="Do not attach STDIN")
+    fs.bool("sig-proxy", default=True, help="Proxy all received signals to the process")
+    o = fs.parse(argv)
+    container = o.args[0]
+    waiter = Waiter(cli, container, condition="not-running")
+    proxy = streamer = None
+    try:
+        c = _check_state(cli, container)
+        config = c.get("Config") or {}
+        tty = bool(config.get("Tty"))
+        if not o.no_stdin and tty and not is_terminal(cli.stdin):
+            raise StatusError("the input device is not a TTY")
+        keys = detach_keys(o.detach_keys)
+        with_stdin = not o.no_stdin and bool(config.get("OpenStdin"))
+        if o.sig_proxy and not tty:
+            proxy = SignalProxy(cli, c["Id"])
+        try:
+            conn = hijack.attach(cli.client, container, stdin=with_stdin, stdout=True,
+                                 stderr=True, detach_keys=keys)
+        except hijack.UpgradeRefused as e:
+            raise StatusError(str(e)) from None
+        streamer = Streamer(cli, conn, tty, stdin=with_stdin, stdout=True, stderr=True,
+                            detach_keys=keys)
+        _check_state(cli, container)
+        if tty and is_terminal(cli.out):
+            resize(cli, c["Id"], grow=1)
+            monitor_tty_size(cli, c["Id"])
+        streamer.start()
+        status = streamed_status(streamer, waiter)
+        if status is None:
+            raise StatusError("read escape sequence")
+    finally:
+        if streamer is not None:
+            streamer.close()
+        if proxy is not None:
+            proxy.stop()
+        waiter.close()
+    if status != 0:
+        raise StatusError("", status)
+    return 0

@@ -337,33 +337,42 @@ def save(cli: Cli, argv: list[str], path: str) -> int:
             out.write(chunk)
         out.flush()
         return 0
-    # Like docker's atomic writer: a temporary file next to the target, renamed
-    # into place only when the whole archive has arrived.
-    problem = _destination_problem(opts.output)
+    check_destination(opts.output, "failed to save image")
+    write_atomically(opts.output, lambda: cli.client.request("GET", "/images/get", query=query),
+                     "failed to save image")
+    return 0
+
+
+def check_destination(output: str, what: str) -> None:
+    problem = _destination_problem(output)
     if problem:
-        raise StatusError(f"failed to save image: {problem}")
+        raise StatusError(f"{what}: {problem}")
+
+
+def write_atomically(output: str, open_response, what: str) -> None:
+    """Like docker's atomic writer: a temporary file next to the target, renamed
+    into place (mode 0600) only when the whole body of `open_response()` has arrived."""
     import tempfile
-    directory = os.path.dirname(os.path.abspath(opts.output))
+    directory = os.path.dirname(os.path.abspath(output))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(opts.output))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(output))
     except OSError as e:
-            raise StatusError(f"failed to save image: {go_path_error(e)}") from None
+        raise StatusError(f"{what}: {go_path_error(e)}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            response = cli.client.request("GET", "/images/get", query=query)
+            response = open_response()
             while chunk := response.read(1 << 20):
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
-        os.replace(tmp, opts.output)
+        os.replace(tmp, output)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
-    return 0
 
 
 def _destination_problem(filename: str) -> str:

@@ -30,19 +30,32 @@ from dockyard.cli.command import (
 Entry = tuple[str, str, str]  # module (under dockyard.cli), function, short description
 
 COMMANDS: dict[str, Entry] = {
+    "attach": ("attach", "attach",
+               "Attach local standard input, output, and error streams to a running container"),
+    "commit": ("commit", "commit", "Create a new image from a container's changes"),
+    "cp": ("cp", "cp", "Copy files/folders between a container and the local filesystem"),
     "create": ("run", "create", "Create a new container"),
+    "diff": ("containerfs", "diff",
+             "Inspect changes to files or directories on a container's filesystem"),
     "events": ("events", "events", "Get real time events from the server"),
+    "export": ("containerfs", "export", "Export a container's filesystem as a tar archive"),
+    "exec": ("exec", "exec_", "Execute a command in a running container"),
     "kill": ("containers", "kill", "Kill one or more running containers"),
     "logs": ("containers", "logs", "Fetch the logs of a container"),
     "pause": ("containers", "pause", "Pause all processes within one or more containers"),
+    "port": ("port", "port", "List port mappings or a specific mapping for the container"),
     "ps": ("ps", "ps", "List containers"),
     "rename": ("containers", "rename", "Rename a container"),
     "restart": ("containers", "restart", "Restart one or more containers"),
     "rm": ("containers", "remove", "Remove one or more containers"),
     "run": ("run", "run", "Create and run a new container from an image"),
     "start": ("run", "start", "Start one or more stopped containers"),
+    "stats": ("stats", "stats",
+              "Display a live stream of container(s) resource usage statistics"),
     "stop": ("containers", "stop", "Stop one or more running containers"),
+    "top": ("top", "top", "Display the running processes of a container"),
     "unpause": ("containers", "unpause", "Unpause all processes within one or more containers"),
+    "update": ("update", "update", "Update configuration of one or more containers"),
     "wait": ("containers", "wait",
              "Block until one or more containers stop, then print their exit codes"),
     "history": ("images", "history", "Show the history of an image"),
@@ -62,21 +75,31 @@ COMMANDS: dict[str, Entry] = {
 # Management commands: description, subcommands, aliases of subcommands.
 GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
     "container": ("Manage containers", {
+        "attach": COMMANDS["attach"],
+        "commit": COMMANDS["commit"],
+        "cp": COMMANDS["cp"],
         "create": COMMANDS["create"],
+        "diff": COMMANDS["diff"],
+        "export": COMMANDS["export"],
+        "exec": COMMANDS["exec"],
         "inspect": ("containers", "inspect",
                     "Display detailed information on one or more containers"),
         "kill": COMMANDS["kill"],
         "logs": COMMANDS["logs"],
         "ls": ("ps", "ps", "List containers"),
         "pause": COMMANDS["pause"],
+        "port": COMMANDS["port"],
         "prune": ("containers", "prune", "Remove all stopped containers"),
         "rename": COMMANDS["rename"],
         "restart": COMMANDS["restart"],
         "rm": ("containers", "remove", "Remove one or more containers"),
         "run": ("run", "run", "Create and run a new container from an image"),
         "start": COMMANDS["start"],
+        "stats": COMMANDS["stats"],
         "stop": COMMANDS["stop"],
+        "top": COMMANDS["top"],
         "unpause": COMMANDS["unpause"],
+        "update": COMMANDS["update"],
         "wait": COMMANDS["wait"],
     }, {"list": "ls", "ps": "ls", "remove": "rm"}),
     "image": ("Manage images", {
@@ -100,7 +123,7 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
 }
 
 COMMON = ("images", "version", "info")
-COMMON = ("run", "ps", *COMMON)
+COMMON = ("run", "exec", "ps", *COMMON)
 
 GLOBAL_FLAGS = [
     ("-D", "--debug", "", "Enable debug mode"),

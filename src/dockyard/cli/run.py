@@ -30,8 +30,10 @@ from dockyard.cli.attach import (
     SignalProxy,
     Streamer,
     Waiter,
+    detach_keys,
     is_terminal,
     monitor_tty_size,
+    streamed_status,
 )
 from dockyard.cli.command import PROG, Cli, StatusError
 from dockyard.cli.pflag import FlagSet
@@ -349,15 +351,16 @@ def _run_attached(cli: Cli, container_id: str, body: dict, o: Values, attach: bo
     from dockyard.client.api import APIError
     streamer = None
     if attach:
+        keys = detach_keys(o.detach_keys)
         try:
             conn = hijack.attach(cli.client, container_id, stdin=body["AttachStdin"],
                                  stdout=body["AttachStdout"], stderr=body["AttachStderr"],
-                                 detach_keys=o.detach_keys)
-        except APIError as e:
-            raise StatusError(_error_text(e)) from None
+                                 detach_keys=keys)
+        except hijack.UpgradeRefused as e:
+            raise StatusError(str(e)) from None
         streamer = Streamer(cli, conn, bool(body["Tty"]), stdin=body["AttachStdin"],
                             stdout=body["AttachStdout"], stderr=body["AttachStderr"],
-                            err_to_out=bool(body["Tty"]))
+                            err_to_out=bool(body["Tty"]), detach_keys=keys)
     try:   # whatever happens, the terminal is given back as it was
         if streamer is not None:
             streamer.start()
@@ -381,6 +384,9 @@ def _run_attached(cli: Cli, container_id: str, body: dict, o: Values, attach: bo
             monitor_tty_size(cli, container_id)
         if body["AttachStdout"] or body["AttachStderr"]:
             streamer.wait_output()   # the output may still be coming when the exit is known
+        if streamer.detached:
+            waiter.close()
+            return 0   # the user detached: the container runs on
         status = waiter.status()
     finally:
         if streamer is not None:
@@ -443,10 +449,15 @@ def _start_attached(cli: Cli, o: Values) -> int:
     auto_remove = bool((c.get("HostConfig") or {}).get("AutoRemove"))
     proxy = SignalProxy(cli, container_id) if not tty else None
     streamer = None
+    keys = detach_keys(o.detach_keys)
     try:
-        conn = hijack.attach(cli.client, container_id, stdin=with_stdin, stdout=True,
-                             stderr=True, detach_keys=o.detach_keys)
-        streamer = Streamer(cli, conn, tty, stdin=with_stdin, stdout=True, stderr=True)
+        try:
+            conn = hijack.attach(cli.client, container_id, stdin=with_stdin, stdout=True,
+                                 stderr=True, detach_keys=keys)
+        except hijack.UpgradeRefused as e:
+            raise StatusError(str(e)) from None
+        streamer = Streamer(cli, conn, tty, stdin=with_stdin, stdout=True, stderr=True,
+                            detach_keys=keys)
         streamer.start()
         waiter = Waiter(cli, container_id, removed=auto_remove)
         try:
@@ -459,11 +470,9 @@ def _start_attached(cli: Cli, o: Values) -> int:
             raise
         if tty and is_terminal(cli.out):
             monitor_tty_size(cli, container_id)
-        streamer.wait_output()
-        streamer.close()
-        if streamer.error is not None:
-            raise StatusError(str(streamer.error))
-        status = waiter.status()
+        status = streamed_status(streamer, waiter)
+        if status is None:
+            return 0   # the user detached: the container runs on
     finally:
         if streamer is not None:
             streamer.close()

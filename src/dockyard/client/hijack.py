@@ -70,9 +70,21 @@ class Hijacked:
             self.sock.close()
 
 
+class UpgradeRefused(Exception):
+    """The daemon answered the upgrade with an error status: said as docker says it
+    (the daemon's message is not read, as docker does not read it)."""
+
+    def __init__(self, status: int):
+        super().__init__(f"unable to upgrade to tcp, received {status}")
+        self.status = status
+
+
 def attach(client: Client, container: str, stdin: bool, stdout: bool, stderr: bool,
            detach_keys: str = "", logs: bool = False) -> Hijacked:
-    """POST /containers/{id}/attach?stream=1 upgraded; APIError if the daemon refuses."""
+    """POST /containers/{id}/attach?stream=1 upgraded; UpgradeRefused if the daemon
+    refuses."""
+    from dockyard.client.api import APIError
+
     query = {"stream": "1"}
     if logs:
         query["logs"] = "1"
@@ -81,21 +93,17 @@ def attach(client: Client, container: str, stdin: bool, stdout: bool, stderr: bo
             query[name] = "1"
     if detach_keys:
         query["detachKeys"] = detach_keys
-    response = client.request("POST", f"/containers/{container}/attach",
-                              query=sorted(query.items()),
-                              headers={"Connection": "Upgrade", "Upgrade": "tcp",
-                                       "Content-Type": "text/plain"})
+    try:
+        response = client.request("POST", f"/containers/{container}/attach",
+                                  query=sorted(query.items()),
+                                  headers={"Connection": "Upgrade", "Upgrade": "tcp",
+                                           "Content-Type": "text/plain"})
+    except APIError as e:
+        raise UpgradeRefused(e.status) from None
     return Hijacked(response.sock, response.fp)
 
 
-def _read_exactly(read1: Callable[[int], bytes], n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = read1(n - len(buf))
-        if not chunk:
-            break
-        buf += chunk
-    return bytes(buf)
+CHUNK = 1 << 18
 
 
 def demultiplex(read1: Callable[[int], bytes], out: BinaryIO | None,
@@ -103,30 +111,56 @@ def demultiplex(read1: Callable[[int], bytes], out: BinaryIO | None,
     """stdcopy.StdCopy: copy each frame's payload to `out` (stdin, stdout) or `err`
     (stderr) until the stream ends; StreamError for a system-error frame.
 
-    Each payload is written and flushed as it arrives, so interleaved stdout
-    and stderr keep their order on a shared terminal."""
+    Read in large chunks, whatever the frames' sizes; what arrived is written
+    and flushed before the next read, and at every change of stream, so
+    interleaved stdout and stderr keep their order on a shared terminal. A
+    frame cut short by the end of the stream gives what it has."""
+    buf = bytearray()
     while True:
-        header = _read_exactly(read1, 8)
-        if len(header) < 8:
+        chunk = read1(CHUNK)
+        if chunk:
+            buf += chunk
+        at = _write_frames(buf, out, err, eof=not chunk)
+        del buf[:at]
+        if not chunk:
             return
-        stream = header[0]
-        size = struct.unpack(">I", header[4:8])[0]
-        payload = _read_exactly(read1, size)
+
+
+def _write_frames(buf: bytearray, out, err, eof: bool) -> int:
+    """Write the payloads of the frames in `buf`; how many bytes were used."""
+    at, target, pending = 0, None, []
+    while len(buf) - at >= 8:
+        stream = buf[at]
+        size = struct.unpack_from(">I", buf, at + 4)[0]
+        if len(buf) - at - 8 < size and not eof:
+            break
         if stream == SYSTEMERR:
-            raise StreamError(payload.decode(errors="replace"))
+            _flush(target, pending)
+            raise StreamError(buf[at + 8:at + 8 + size].decode(errors="replace"))
         if stream not in (STDIN, STDOUT, STDERR):
+            _flush(target, pending)
             raise StreamError(f"Unrecognized input header: {stream}")
-        target = err if stream == STDERR else out
-        if target is not None and payload:
-            target.write(payload)
-            target.flush()
-        if len(payload) < size:
-            return
+        dest = err if stream == STDERR else out
+        if dest is not target:
+            _flush(target, pending)
+            target, pending = dest, []
+        payload = buf[at + 8:at + 8 + size]
+        if dest is not None and payload:
+            pending.append(payload)
+        at += 8 + len(payload)
+    _flush(target, pending)
+    return len(buf) if eof else at
+
+
+def _flush(target, pending: list) -> None:
+    if target is not None and pending:
+        target.write(b"".join(pending))
+        target.flush()
 
 
 def copy_raw(read1: Callable[[int], bytes], out: BinaryIO | None) -> None:
     """A TTY's output: the bytes as they come."""
-    while chunk := read1(65536):
+    while chunk := read1(CHUNK):
         if out is not None:
             out.write(chunk)
             out.flush()

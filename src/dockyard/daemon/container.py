@@ -179,11 +179,11 @@ class Container:
         from dockyard.units import human_duration as duration
         now = now or time.time()
         s = self.state
+        if s.get("Restarting"):  # (Running too, as dockerd keeps it while restarting)
+            return f"Restarting ({s['ExitCode']}) {duration(now - parse_time(s['FinishedAt']))} ago"
         if s["Running"]:
             since = duration(now - parse_time(s["StartedAt"]))
             return f"Up {since} (Paused)" if s["Paused"] else f"Up {since}" + self._health_suffix()
-        if s.get("Restarting"):
-            return f"Restarting ({s['ExitCode']}) {duration(now - parse_time(s['FinishedAt']))} ago"
         if s.get("Status") == "removing":
             return "Removal In Progress"
         if s.get("Dead"):

@@ -39,6 +39,7 @@ from dockyard.daemon.filtering import labels_match
 from dockyard.daemon import etcfiles, names
 from dockyard.daemon.container import Container, host_config, new_state, now_rfc3339, parse_time
 from dockyard.daemon.images import ImageService
+from dockyard.daemon.restarts import Restarts
 from dockyard.daemon.runtimes import Runtimes
 from dockyard.daemon.validate import parse_signal
 from dockyard.storage.layer import chain_ids
@@ -86,7 +87,8 @@ class ContainerService:
         self._pending_attach: dict[str, list] = {}
         self._old_shims: dict[str, asyncio.Task] = {}  # id -> a task done when that shim is gone
         self._restarting: set[str] = set()  # AutoRemove is held off while these restart
-        self.on_exit_hooks: list[Callable] = []  # restart policies hook in here
+        self.on_exit_hooks: list[Callable] = []
+        self.restarts = Restarts(self)  # restart policies (daemon/restarts.py)
         images.container_using = self.using_image
         for record_id, record in self.records.load_all():
             if record is None:
@@ -141,7 +143,8 @@ class ContainerService:
     def counts(self) -> dict[str, int]:
         out = {"running": 0, "paused": 0, "stopped": 0}
         for c in self.containers.values():
-            key = "paused" if c.paused else "running" if c.running else "stopped"
+            key = "paused" if c.paused else "running" if c.running and \
+                not c.state.get("Restarting") else "stopped"
             out[key] += 1
         return out
 
@@ -242,6 +245,7 @@ class ContainerService:
                     raise errdefs.NotModified(f"container {c.id} is already running")
                 if c.state.get("Status") == "removing" or c.id not in self.containers:
                     raise errdefs.Conflict("container is marked for removal and cannot be started")
+                self.restarts.reset(c)
                 await self._start(c)
         except _StartFailed as e:
             # As dockerd: a --rm container that cannot start is removed at once
@@ -271,6 +275,10 @@ class ContainerService:
         live = self.live.get(c.id)
         if live is not None:
             await live.exited
+        await self.shim_gone(c)
+
+    async def shim_gone(self, c: Container) -> None:
+        """Wait (a while) until the previous shim has gone and its bundle with it."""
         gone = self._old_shims.pop(c.id, None)
         if gone is not None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -362,7 +370,10 @@ class ContainerService:
             self.unmount_rootfs(c)
             raise
 
-    def unmount_rootfs(self, c: Container) -> None:
+    def unmount_rootfs(self, c: Container, remove_bundle: bool = True) -> None:
+        """Unmount the container's rootfs and, unless told otherwise, remove its
+        bundle (a shim still running `runtime delete` needs the bundle: runc
+        logs there, and fails when it cannot)."""
         from dockyard.linux.mount import MNT_DETACH, unmount_all
 
         rootfs = self.rootfs(c)
@@ -376,7 +387,12 @@ class ContainerService:
             if os.path.ismount(rootfs):  # never recurse into a container's files
                 log.error("%s is still mounted; its bundle is left in place", rootfs)
                 return
-        shutil.rmtree(self.bundle(c), ignore_errors=True)
+        if remove_bundle:
+            shutil.rmtree(self.bundle(c), ignore_errors=True)
+
+    def remove_bundle(self, c: Container) -> None:
+        if not os.path.ismount(self.rootfs(c)):  # (never a container's files)
+            shutil.rmtree(self.bundle(c), ignore_errors=True)
 
     async def _connect_pending_attachers(self, c: Container, shim) -> None:
         """Clients that attached before start (`docker run`) get their streams
@@ -433,12 +449,13 @@ class ContainerService:
         if oom:
             self.emit(c, "oom")
         c.set_stopped(exit_code, result.get("finished_at"), oom)
+        self.restarts.exited(c)  # may make it `restarting`, its start scheduled
         auto_remove = c.host_config.get("AutoRemove") and c.id not in self._restarting
         if not auto_remove:  # (removed next: the record goes; a crash meanwhile reads the exit file)
             self.checkpoint(c)
         self.emit(c, "die", exitCode=str(exit_code))
-        await self.forget_shim(c)  # (before the unmount removes its socket's name)
-        await asyncio.to_thread(self.unmount_rootfs, c)
+        await asyncio.to_thread(self.unmount_rootfs, c, False)
+        await self.forget_shim(c)  # the bundle goes once the shim has
         self.live.pop(c.id, None)
         if live is not None and not live.exited.done():
             live.exited.set_result(exit_code)
@@ -503,7 +520,7 @@ class ContainerService:
             timeout = 10 if timeout is None else timeout
         if number is None:
             number = parse_signal(c.config.get("StopSignal") or "SIGTERM")
-        c.state["StoppedByUser"] = True
+        self.restarts.exit_on_next(c)  # (a pending restart is dropped: it ends exited)
         live = self.live.get(c.id)
         if live is not None:
             try:
@@ -533,6 +550,8 @@ class ContainerService:
     async def _signal(self, c: Container, number: int) -> None:
         """daemon/kill.go killWithSignal: a paused container is resumed after its
         stop signal or SIGKILL is sent, so that it can act on it."""
+        if self.restarts.exit_on_next(c, number):
+            return  # restarting: no process to signal
         runtime = c.host_config["Runtime"]
         # The event goes first: dockerd sends it while it holds the container, so
         # it always comes before the `die` the signal may cause.
@@ -554,6 +573,7 @@ class ContainerService:
                     await self._stop(c, timeout)
                 finally:
                     self._restarting.discard(c.id)
+            self.restarts.reset(c)
             try:
                 await self._start(c)
             except _StartFailed as e:
@@ -568,6 +588,9 @@ class ContainerService:
                 raise NotRunning(f"Container {c.id} is not running")
             if c.paused:
                 raise errdefs.Conflict(f"Container {c.id} is already paused")
+            if c.state.get("Restarting"):
+                raise errdefs.Conflict(f"Container {c.id} is restarting, wait until the "
+                                       "container is running")
             await self.runtimes.run(c.host_config["Runtime"], "pause", c.id)
             c.set_paused(True)
             self.checkpoint(c)
@@ -622,7 +645,8 @@ class ContainerService:
                     if c.paused:
                         procedure = "Unpause and then stop the container before attempting " \
                                     "removal or force remove"
-                    what = "paused" if c.paused else "running"
+                    what = "paused" if c.paused else \
+                        "restarting" if c.state.get("Restarting") else "running"
                     raise errdefs.Conflict(f"You cannot remove a {what} container {c.id}. "
                                            f"{procedure}")
                 with contextlib.suppress(errdefs.DockyardError):
@@ -632,6 +656,7 @@ class ContainerService:
                 raise errdefs.System(f"could not kill running container {c.id}, cannot remove")
             c.state["Status"] = "removing"
             self.checkpoint(c)
+            await self.shim_gone(c)
             await asyncio.to_thread(self.destroy, c)
             self.containers.pop(c.id, None)
             self.names.pop(c.name, None)
@@ -708,13 +733,21 @@ class ContainerService:
         live.watcher = asyncio.create_task(self._watch(c, live))
 
     async def forget_shim(self, c: Container) -> None:
-        """A start waits for this shim to be gone (see `_settle`)."""
+        """Once this shim is gone (after its `runtime delete`), the bundle goes;
+        a start or a remove waits for both (see `shim_gone`). Called once the
+        rootfs is unmounted, before anything removes the bundle (the shim's
+        socket is found there)."""
         probe = await self._shim_probe(c)
+        self._old_shims[c.id] = asyncio.create_task(self._remove_bundle_after(c, probe))
+
+    async def _remove_bundle_after(self, c: Container, probe) -> None:
         if probe is not None:
-            self._old_shims[c.id] = asyncio.create_task(_until_closed(probe))
+            await _until_closed(probe)
+        await asyncio.to_thread(self.remove_bundle, c)
 
     async def shutdown(self) -> None:
         """Leave containers running (live restore); just stop watching them."""
+        self.restarts.shutdown()
         for live in list(self.live.values()):
             if live.watcher is not None:
                 live.watcher.cancel()

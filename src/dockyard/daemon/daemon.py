@@ -11,10 +11,13 @@ import logging
 import os
 
 from dockyard.daemon.config import Config
+from dockyard.daemon.containerfs import ContainerFS
 from dockyard.daemon.containers import ContainerService
 from dockyard.daemon.events import Events
+from dockyard.daemon.execs import ExecService
 from dockyard.daemon.images import ImageService
 from dockyard.daemon.runtimes import Runtimes
+from dockyard.daemon.stats import StatsCollector
 from dockyard.daemon.system import SystemService
 from dockyard.store.atomic import remove_stale_temps
 from dockyard.store.layout import Layout
@@ -33,6 +36,9 @@ class Daemon:
                                  {name: r["path"] for name, r in config.runtimes.items()})
         self.containers = ContainerService(self.layout, config.exec_root, self.images,
                                            self.runtimes, self.events.emit)
+        self.execs = ExecService(self.containers)
+        self.containerfs = ContainerFS(self.containers)
+        self.stats = StatsCollector(self.containers)
         self.system = SystemService(self)
 
     def repair(self) -> None:
@@ -50,6 +56,8 @@ class Daemon:
         await self.containers.restore()
 
     async def stop(self) -> None:
+        self.stats.close()
+        await self.execs.shutdown()
         await self.containers.shutdown()
 
 

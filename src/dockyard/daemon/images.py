@@ -247,17 +247,7 @@ class ImageService:
     # -- tag, delete, prune ----------------------------------------------------
     def tag(self, name: str, repo: str, tag: str | None) -> None:
         image = self.get(name)
-        try:
-            ref = reference.parse_normalized(repo)
-            if tag:
-                # dockerd's WithTag(TrimNamed(ref), tag): the tag replaces both.
-                reference.validate_tag(tag)
-                ref = dataclasses.replace(ref, tag=tag, digest=None)
-        except reference.ReferenceError as e:
-            raise errdefs.InvalidParameter(str(e)) from e
-        if ref.digest:
-            raise errdefs.InvalidParameter("refusing to create a tag with a digest reference")
-        ref = ref.tagged_or_latest()
+        ref = tag_reference(repo, tag)
         self.images.tag(image.id, ref)
         self._events("image", "tag", image.id, {"name": ref.familiar()})
 
@@ -371,6 +361,24 @@ class ImageService:
         self._events("image", "prune", "", {"reclaimed": str(reclaimed)})
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
+    # -- commit ----------------------------------------------------------------
+    def commit(self, parent_id: str, write_layer: Callable[[BinaryIO], int],
+               build: Callable[[str], dict[str, Any]],
+               ref: reference.Reference | None) -> Image:
+        """A container's changes as a new image on `parent_id` (image/commit.py),
+        tagged `ref` if given."""
+        from dockyard.image import commit
+
+        with self._lock:
+            parent = self.images.get(parent_id)
+            image = commit.store(self.content, self.layers, self.images, parent, write_layer,
+                                 build)
+            if ref is not None:
+                self.images.tag(image.id, ref)
+        if ref is not None:
+            self._events("image", "tag", image.id, {"name": ref.familiar()})
+        return image
+
     # -- load, save, import ----------------------------------------------------
     def load(self, src: BinaryIO) -> list[str]:
         """Load an archive; return the lines docker prints."""
@@ -478,6 +486,21 @@ class ImageService:
                 self.images.tag(image.id, ref)
         self._events("image", "import", image.id, {"name": image.id})
         return image
+
+
+def tag_reference(repo: str, tag: str | None) -> reference.Reference:
+    """The reference `repo` and `tag` make, checked as dockerd checks a new tag."""
+    try:
+        ref = reference.parse_normalized(repo)
+        if tag:
+            # dockerd's WithTag(TrimNamed(ref), tag): the tag replaces both.
+            reference.validate_tag(tag)
+            ref = dataclasses.replace(ref, tag=tag, digest=None)
+    except reference.ReferenceError as e:
+        raise errdefs.InvalidParameter(str(e)) from e
+    if ref.digest:
+        raise errdefs.InvalidParameter("refusing to create a tag with a digest reference")
+    return ref.tagged_or_latest()
 
 
 def _names_reference(name: str, image: Image) -> reference.Reference | None:

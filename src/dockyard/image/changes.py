@@ -202,24 +202,28 @@ def healthcheck(flags: list[str], args: str) -> dict[str, Any]:
     return check
 
 
-def parse(changes: list[str]) -> list[tuple[str, list[str], str]]:
+def parse(changes: list[str], allowed: tuple[str, ...] = ALLOWED
+          ) -> list[tuple[str, list[str], str]]:
     """(instruction, flags, arguments) per change; refuses instructions that
-    are not change commands, all of them before any is applied."""
+    are not in `allowed`, all of them before any is applied."""
     parsed = []
     for line in _lines(changes):
         parts = _WHITESPACE.split(line.strip(), maxsplit=1)
         flags, args = _extract_flags(parts[1]) if len(parts) > 1 else ([], "")
         parsed.append((parts[0].lower(), flags, args.strip()))
     for instruction, _, _ in parsed:
-        if instruction not in ALLOWED:
+        if instruction not in allowed:
             raise errdefs.InvalidParameter(f"{instruction} is not a valid change command")
     return parsed
 
 
-def apply(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
-    """Return a copy of the container config with every change applied."""
+def apply(config: dict[str, Any], changes: list[str],
+          allowed: tuple[str, ...] = ALLOWED) -> dict[str, Any]:
+    """Return a copy of the container config with every change applied.
+    `allowed` is the set of instructions taken (a builder passes its own:
+    STOPSIGNAL is understood here, but not a change command of API 1.41)."""
     config = dict(config)
-    for instruction, flags, args in parse(changes):
+    for instruction, flags, args in parse(changes, allowed):
         if instruction == "healthcheck":
             config["Healthcheck"] = healthcheck(flags, args)
             continue
@@ -249,6 +253,8 @@ def apply(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
             config["WorkingDir"] = posixpath.join(config.get("WorkingDir") or "/", args)
         elif instruction == "user":
             config["User"] = args
+        elif instruction == "stopsignal":
+            config["StopSignal"] = args
         elif instruction == "onbuild":
             config["OnBuild"] = list(config.get("OnBuild") or []) + [args]
     return config

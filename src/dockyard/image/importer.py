@@ -16,7 +16,7 @@ from dockyard.image import changes as image_changes
 from dockyard.image import mediatypes as mt
 from dockyard.image.config import container_config
 from dockyard.image.content import ContentStore
-from dockyard.image.layers import LayerStore
+from dockyard.image.layers import Layer, LayerStore
 from dockyard.image.store import Image, ImageStore, now_rfc3339
 from dockyard.storage.compression import detect
 
@@ -43,13 +43,20 @@ def import_rootfs(src: BinaryIO, content: ContentStore, layers: LayerStore, imag
     with content.writer() as w:
         w.copy_from(src)
         blob = w.commit()
+    layer = register_blob(content, layers, blob, None)
+    config = build_config(layer.diff_id, changes, comment)
+    return images.add(json.dumps(config, separators=(",", ":")).encode())
+
+
+def register_blob(content: ContentStore, layers: LayerStore, blob: str,
+                  parent: str | None) -> Layer:
+    """Unpack a layer blob just stored on top of the chain `parent`; if that
+    fails the blob goes again (unless another layer already had the same bytes)."""
     try:
         with content.open(blob) as f:
             media_type = mt.layer_media_type(detect(f.read(4)))
-        layer = layers.register(blob, media_type, None, None)
+        return layers.register(blob, media_type, None, parent)
     except BaseException:
         if not any(l.blob_digest == blob for l in layers):
             content.delete(blob)
         raise
-    config = build_config(layer.diff_id, changes, comment)
-    return images.add(json.dumps(config, separators=(",", ":")).encode())

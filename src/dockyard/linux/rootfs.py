@@ -23,6 +23,7 @@ import os
 import stat
 
 from dockyard.linux import syscalls as sc
+from dockyard.linux.inroot import clean, secure_join  # noqa: F401 (re-exported)
 from dockyard.linux.mount import mount, umount
 
 MS_RDONLY = 0x1
@@ -137,46 +138,6 @@ def parse_mount(m: dict, bundle: str = "/") -> Mount:
         if not os.path.isabs(out.source):
             out.source = os.path.join(bundle, out.source)
     return out
-
-
-def clean(path: str) -> str:
-    """Go's filepath.Clean of an absolute path (no trailing slash, no dots)."""
-    return os.path.normpath("/" + path).replace("//", "/")
-
-
-def secure_join(root: str, unsafe: str) -> str:
-    """`root`/`unsafe` with every symlink resolved as if `root` were `/`.
-
-    Components that do not exist yet are kept lexically (they will be made).
-    """
-    parts = [p for p in unsafe.split("/") if p]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except OSError:
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > 255:
-                raise OSError(errno.ELOOP, f"secure join {unsafe}: too many symlinks")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
 
 
 def _statfs_type(path: str) -> int:

@@ -49,14 +49,15 @@ def send_master(sock_fd: int, master: int, name: str = "/dev/ptmx") -> None:
 
 
 def connect(path: str) -> int:
-    """Connect to --console-socket; the fd is inherited by the init."""
+    """Connect to --console-socket; the fd is inherited by the init. OSError
+    in runc's words: `dial unix PATH: connect: <strerror>`."""
     import socket
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
-    except OSError:
+    except OSError as e:
         sock.close()
-        raise
+        raise OSError(e.errno, f"dial unix {path}: connect: {e.strerror}") from None
     return sock.detach()
 
 

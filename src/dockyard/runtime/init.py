@@ -238,7 +238,7 @@ def _finalize_process(cfg: InitConfig) -> tuple[str, list[str]]:
         chdir_later = True  # maybe only the container user may enter it
     except OSError as e:
         raise InitError(f"chdir to cwd ({goq(cfg.cwd)}) set in config.json failed: "
-                        f"{errtext(e)}") from e
+                        f"{rlimits.go_strerror(e.errno)}") from e
     caps, last = cfg.caps.sets, capabilities.last_cap()
     # The bounding set first: PR_CAPBSET_DROP needs CAP_SETPCAP, which the
     # capset below may remove.
@@ -252,7 +252,7 @@ def _finalize_process(cfg: InitConfig) -> tuple[str, list[str]]:
             os.chdir(cfg.cwd)
         except OSError as e:
             raise InitError(f"chdir to cwd ({goq(cfg.cwd)}) set in config.json failed: "
-                            f"{errtext(e)}") from e
+                            f"{rlimits.go_strerror(e.errno)}") from e
     _step("unable to clear keep caps", capabilities.set_keepcaps, False)
     _step("unable to apply caps", _apply_caps, caps)
     # Resolved as the container user, in the container's PATH, before

@@ -46,6 +46,7 @@ Rotation and cutting are as json-file; the defaults are docker's for its own
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import time
@@ -79,12 +80,19 @@ def format_time(ns: int, fixed: bool = False) -> str:
     """RFC 3339 in UTC with nanoseconds: Go's RFC3339Nano (trailing zeros dropped)
     or, with `fixed`, moby's RFC3339NanoFixed (always nine digits, as `logs -t`)."""
     sec, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    base = _second(sec)
     if fixed:
         return f"{base}.{frac:09d}Z"
     if not frac:
         return base + "Z"
     return f"{base}.{frac:09d}".rstrip("0") + "Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(sec: int) -> str:
+    """The date and time of day of a second (every log line needs one; most
+    lines share theirs with the previous one)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
@@ -96,11 +104,25 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
+@functools.lru_cache(maxsize=64)
+def _civil_seconds(text: str) -> int:
+    """`YYYY-MM-DDThh:mm:ss` -> seconds since the epoch (the lines of a log
+    share their seconds with their neighbours: worth remembering)."""
+    if len(text) != 19:
+        raise ValueError(text)
+    return (_days_from_civil(int(text[0:4]), int(text[5:7]), int(text[8:10])) * 86400
+            + int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19]))
+
+
 def parse_time(text: str) -> int:
     """RFC 3339 (any fraction, `Z` or `+hh:mm`) -> nanoseconds since the epoch."""
+    if text[-1:] == "Z" and text[19:20] == "." and text[20:-1].isdigit():
+        try:  # the form every log line has: RFC3339Nano in UTC
+            return _civil_seconds(text[:19]) * 1_000_000_000 + int(text[20:-1].ljust(9, "0")[:9])
+        except ValueError:
+            pass
     try:
-        secs = (_days_from_civil(int(text[0:4]), int(text[5:7]), int(text[8:10])) * 86400
-                + int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19]))
+        secs = _civil_seconds(text[:19])
         i, frac = 19, 0
         if i < len(text) and text[i] in ".,":
             j = i + 1
@@ -193,10 +215,24 @@ def _json_escapes() -> dict[int, str]:
 _ESCAPES = _json_escapes()
 
 
+# Bytes copied as they are: printable ASCII but for the quote, the backslash and
+# what Go's encoder escapes for HTML. (Controls need escapes, non-ASCII bytes a
+# UTF-8 check.)
+_PLAIN = bytes(b for b in range(0x20, 0x80) if b not in b'"\\<>&')
+
+
+def json_escape(data: bytes) -> bytes:
+    """The inside of `json_string(data)`: most log lines are plain ASCII, which
+    is copied as it is (deleting the plain bytes leaves nothing: a fast test);
+    the rest goes through the escape table."""
+    if not data.translate(None, _PLAIN):
+        return data
+    return data.decode("utf-8", "surrogateescape").translate(_ESCAPES).encode("utf-8")
+
+
 def json_string(data: bytes) -> bytes:
     """`data` as a JSON string literal, escaped exactly as moby's jsonlog."""
-    text = data.decode("utf-8", "surrogateescape").translate(_ESCAPES)
-    return b'"' + text.encode("utf-8") + b'"'
+    return b'"' + json_escape(data) + b'"'
 
 
 class LogFile:
@@ -211,14 +247,31 @@ class LogFile:
         self.size = os.lseek(self.fd, 0, os.SEEK_END)
 
     def write(self, record: bytes, time_ns: int) -> None:
-        if self.max_size > 0 and self.size >= self.max_size:
-            self._rotate()
-        view = memoryview(record)
+        self.write_all([(record, time_ns)])
+
+    def write_all(self, records: list[tuple[bytes, int]]) -> None:
+        """Append (record, time) pairs in as few write(2)s as rotation allows:
+        the file is rotated before the record that finds it at max_size, as
+        moby's LogFile checks before each message."""
+        batch: list[bytes] = []
+        size = self.size
+        for record, time_ns in records:
+            if self.max_size > 0 and size >= self.max_size:
+                self._append(b"".join(batch))
+                batch.clear()
+                self._rotate()
+                size = 0
+            batch.append(record)
+            size += len(record)
+            self.last_time = time_ns
+        self._append(b"".join(batch))
+
+    def _append(self, data: bytes) -> None:
+        view = memoryview(data)
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
             self.size += n
-        self.last_time = time_ns
 
     def _rotate(self) -> None:
         os.close(self.fd)
@@ -286,17 +339,22 @@ class JSONFileWriter:
     def __init__(self, path: str, max_size: int = -1, max_file: int = 1,
                  compress: bool = False):
         self.file = LogFile(path, max_size, max_file, compress)
-        self._stamp = (-1, b"")
+        self.pending: list[tuple[bytes, int]] = []  # written at flush()
 
     def log(self, stream: str, line: bytes, time_ns: int, partial: bool) -> None:
-        if not partial:
-            line += b"\n"  # moby's marshalMessage: the copier stripped it
-        if self._stamp[0] != time_ns:
-            self._stamp = (time_ns, format_time(time_ns).encode())
-        self.file.write(b'{"log":' + json_string(line) + b',"stream":"' + stream.encode()
-                        + b'","time":"' + self._stamp[1] + b'"}\n', time_ns)
+        # moby's marshalMessage adds back the newline the copier stripped
+        self.pending.append((b'{"log":"' + json_escape(line) + (b'' if partial else b'\\n')
+                             + b'","stream":"' + stream.encode() + b'","time":"'
+                             + format_time(time_ns).encode() + b'"}\n', time_ns))
+
+    def flush(self) -> None:
+        """Write what `log` was given (the copier flushes after each chunk of output)."""
+        pending, self.pending = self.pending, []
+        if pending:
+            self.file.write_all(pending)
 
     def close(self) -> None:
+        self.flush()
         self.file.close()
 
 
@@ -308,15 +366,19 @@ class LocalWriter:
     def __init__(self, path: str, max_size: int = 20 * 1024 * 1024, max_file: int = 5,
                  compress: bool = True):
         self.file = LogFile(path, max_size, max_file, compress)
+        self.pending: list[tuple[bytes, int]] = []
 
     def log(self, stream: str, line: bytes, time_ns: int, partial: bool) -> None:
         if not partial:
             line += b"\n"
         n = _LOCAL_FIXED + len(line)
-        self.file.write(_LOCAL.pack(n, STREAMS[stream], 1 if partial else 0, time_ns) + line
-                        + _LOCAL_N.pack(n), time_ns)
+        self.pending.append((_LOCAL.pack(n, STREAMS[stream], 1 if partial else 0, time_ns)
+                             + line + _LOCAL_N.pack(n), time_ns))
+
+    flush = JSONFileWriter.flush
 
     def close(self) -> None:
+        self.flush()
         self.file.close()
 
 
@@ -370,7 +432,10 @@ class Copier:
                     self.writer.log(self.stream, piece, self.partial_time, True)
                 else:
                     break
-        finally:  # a message the writer failed on (disk full) is dropped, as dockerd does
+            flush = getattr(self.writer, "flush", None)
+            if flush is not None:
+                flush()  # one write(2) for all the lines of this chunk
+        finally:  # messages the writer failed on (disk full) are dropped, as dockerd does
             del buf[:start]
 
 

@@ -6,6 +6,9 @@
       start ID | state ID | pause ID | resume ID
       kill [--all] ID [SIGNAL]          SIGNAL: KILL, SIGKILL or 9; default TERM
       delete [--force] ID
+      exec [--process FILE] [--console-socket PATH] [--pid-file FILE] [-d] [-t]
+           [--cwd DIR] [-e K=V]... [-u UID[:GID]] [--ignore-paused] ID [ARGS...]
+      update [-r FILE|-] [--memory N] [--cpu-quota N] [--pids-limit N] ... ID
 
 Output, errors and exit codes follow runc 1.1: `state` prints the OCI state
 JSON (2-space indent, no trailing newline); failures exit 1 with a logrus
@@ -25,6 +28,7 @@ import sys
 import time
 
 from dockyard.runtime.ocicli import state as st
+from dockyard.runtime.ocicli import update as ocicli_update
 from dockyard.runtime.ocicli.log import Logger, trace
 
 PROG = "dockyard-runtime"
@@ -38,11 +42,22 @@ _FLAGS = {
     "kill": {"all": False},
     "delete": {"force": False},
 }
+_FLAGS["exec"] = {"process": True, "console-socket": True, "pid-file": True, "detach": False,
+                  "tty": False, "cwd": True, "env": True, "user": True, "additional-gids": True,
+                  "cap": True, "no-new-privs": False, "preserve-fds": True,
+                  "ignore-paused": False, "process-label": True, "apparmor": True,
+                  "cgroup": True}
 _ALIASES = {"b": "bundle", "a": "all", "f": "force"}
+_CMD_ALIASES = {"exec": {"p": "process", "d": "detach", "t": "tty", "e": "env", "u": "user",
+                         "g": "additional-gids", "c": "cap"}}  # a command's own short flags
+_REPEATED = ("env", "additional-gids", "cap", "cgroup")  # flags that may be given again
 _GLOBAL = {"root": True, "log": True, "log-format": True, "debug": False,
            "systemd-cgroup": False, "criu": True, "rootless": True}
 _NARGS = {"create": (1, 1), "start": (1, 1), "state": (1, 1), "pause": (1, 1),
-          "resume": (1, 1), "kill": (1, 2), "delete": (1, 1)}
+          "resume": (1, 1), "kill": (1, 2), "delete": (1, 1), "exec": (1, 1 << 30)}
+# Commands whose flags end at the first positional argument (the ID; what
+# follows is the process's own argv).
+_POSITIONAL_ENDS_FLAGS = {"exec"}
 
 
 class UsageError(Exception):
@@ -53,9 +68,12 @@ class Failure(Exception):
     """A command failed; the message is what runc would print."""
 
 
-def parse(argv: list[str], known: dict[str, bool]) -> tuple[dict, list[str]]:
+def parse(argv: list[str], known: dict[str, bool], aliases: dict | None = None,
+          stop: bool = False, repeated: tuple = ()) -> tuple[dict, list[str]]:
     """urfave/cli style: -x/--x, `--x v` or `--x=v`; flags stop at the first
-    positional argument for globals, and anywhere for command flags."""
+    positional argument for globals (and with `stop`), and anywhere for
+    command flags. Flags in `repeated` collect their values in a list."""
+    aliases = {**_ALIASES, **(aliases or {})}
     opts: dict = {}
     rest: list[str] = []
     i = 0
@@ -66,7 +84,7 @@ def parse(argv: list[str], known: dict[str, bool]) -> tuple[dict, list[str]]:
             break
         if a.startswith("-") and a != "-":
             name, eq, value = a.lstrip("-").partition("=")
-            name = _ALIASES.get(name, name)
+            name = aliases.get(name, name)
             if name not in known:
                 raise UsageError(f"flag provided but not defined: -{name}")
             if known[name]:
@@ -75,13 +93,16 @@ def parse(argv: list[str], known: dict[str, bool]) -> tuple[dict, list[str]]:
                     if i >= len(argv):
                         raise UsageError(f"flag needs an argument: -{name}")
                     value = argv[i]
-                opts[name] = value
+                if name in repeated:
+                    opts.setdefault(name, []).append(value)
+                else:
+                    opts[name] = value
             else:
                 opts[name] = value.lower() not in ("false", "0") if eq else True
             i += 1
             continue
-        if known is _GLOBAL:
-            return opts, argv[i:]
+        if known is _GLOBAL or stop:
+            return opts, rest + argv[i:]
         rest.append(a)
         i += 1
     return opts, rest
@@ -119,7 +140,8 @@ def _main(argv: list[str]) -> int:
         cmd = rest[0]
         if cmd not in _FLAGS:
             raise UsageError(f"No help topic for '{cmd}'")
-        opts, args = parse(rest[1:], _FLAGS[cmd])
+        opts, args = parse(rest[1:], _FLAGS[cmd], _CMD_ALIASES.get(cmd),
+                           cmd in _POSITIONAL_ENDS_FLAGS, _REPEATED)
         lo, hi = _NARGS[cmd]
         if len(args) < lo or len(args) > hi:
             kind = ("exactly", lo) if lo == hi else (("a minimum of", lo) if len(args) < lo
@@ -127,8 +149,7 @@ def _main(argv: list[str]) -> int:
             raise UsageError(f'{sys.argv[0] or PROG}: "{cmd}" requires {kind[0]} {kind[1]} '
                              'argument(s)')  # runc names itself by os.Args[0] here
         root = gopts.get("root") or DEFAULT_ROOT
-        _COMMANDS[cmd](root, opts, args, log)
-        return 0
+        return _COMMANDS[cmd](root, opts, args, log) or 0
     except (UsageError, Failure, st.StateError) as e:
         log.fatal(str(e))
     except KeyboardInterrupt:
@@ -147,6 +168,16 @@ def cmd_create(root: str, opts: dict, args: list[str], log: Logger) -> None:
         raise Failure(f"{PROG} create failed: {e}") from None
     except OSError as e:
         raise Failure(f"{PROG} create failed: {e.strerror or e}") from None
+
+
+def cmd_exec(root: str, opts: dict, args: list[str], log: Logger) -> int:
+    from dockyard.runtime.ocicli.exec import ExecError, run
+    try:
+        return run(root, args[0], opts, args[1:], log)
+    except ExecError as e:
+        raise Failure(f"exec failed: {e}") from None
+    except OSError as e:
+        raise Failure(f"exec failed: {e.strerror or e}") from None
 
 
 def _load(root: str, container_id: str) -> tuple[st.ContainerDir, dict]:
@@ -348,7 +379,8 @@ def cmd_resume(root: str, opts: dict, args: list[str], log: Logger) -> None:
 
 
 _COMMANDS = {"create": cmd_create, "start": cmd_start, "state": cmd_state, "kill": cmd_kill,
-             "delete": cmd_delete, "pause": cmd_pause, "resume": cmd_resume}
+             "delete": cmd_delete, "pause": cmd_pause, "resume": cmd_resume, "exec": cmd_exec}
+ocicli_update.register(_FLAGS, _NARGS, _COMMANDS, _CMD_ALIASES)  # `update` (ocicli/update.py)
 
 
 if __name__ == "__main__":

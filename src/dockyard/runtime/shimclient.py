@@ -4,6 +4,8 @@
     reader, writer = await handle.attach(stdin=True, stdout=True, stderr=True)
     await handle.start()
     result = await handle.wait()   # {"exit_code": 0, "finished_at": ..., "oom_killed": False}
+    pid, reader, writer = await handle.exec("e1", process, stdin=True)  # an OCI process
+    result = await handle.wait(exec_id="e1")
 
 Shims are forked by the fork server (dockyard.runtime.shim.forkserver), one
 per daemon process, started by the first `spawn` (or ahead of it, by
@@ -260,8 +262,38 @@ class ShimHandle:
         if not reply.get("ok"):
             raise RuntimeFailed(reply.get("error") or "runtime start failed")
 
+    async def exec(self, exec_id: str, process: dict, *, stdin: bool = False,
+                   stdout: bool = True, stderr: bool = True, attach: bool = True
+                   ) -> tuple[int, asyncio.StreamReader | None, asyncio.StreamWriter | None]:
+        """Run `process` (an OCI process) in the container as exec `exec_id`.
+        Returns its pid and, with `attach`, streams over that same connection
+        as `attach` gives them (stdin, if asked, is a pipe whose EOF the
+        writer's EOF is). RuntimeFailed with the runtime's words if it could
+        not be started (e.g. `exec failed: unable to start container process:
+        exec: "nosuch": executable file not found in $PATH`)."""
+        reader, writer = await _open_unix(self.socket_path)
+        try:
+            writer.write(json.dumps({"op": "exec", "exec_id": exec_id, "process": process,
+                                     "stdin": stdin, "stdout": stdout, "stderr": stderr,
+                                     "attach": attach}).encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+            if not line:
+                raise ConnectionResetError(f"the shim at {self.socket_path} closed without a "
+                                           "reply")
+            reply = _decode(line)
+        except BaseException:
+            writer.close()
+            raise
+        if not reply.get("ok") or not attach:
+            writer.close()
+        if not reply.get("ok"):
+            raise RuntimeFailed(reply.get("error") or "runtime exec failed")
+        return int(reply.get("pid") or 0), (reader if attach else None), \
+            (writer if attach else None)
+
     async def attach(self, stdin: bool = False, stdout: bool = True, stderr: bool = True,
-                     stdin_once: bool = True
+                     stdin_once: bool = True, exec_id: str | None = None
                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Streams over one shim connection. The reader yields frames (see
         `read_frame`; with a TTY all are stream 1, carrying raw pty bytes) until
@@ -272,8 +304,8 @@ class ShimHandle:
         reader, writer = await _open_unix(self.socket_path)
         try:
             writer.write(json.dumps({"op": "attach", "stdin": stdin, "stdout": stdout,
-                                     "stderr": stderr, "stdin_once": stdin_once}
-                                    ).encode() + b"\n")
+                                     "stderr": stderr, "stdin_once": stdin_once,
+                                     "exec_id": exec_id}).encode() + b"\n")
             await writer.drain()
             reply = _decode(await reader.readline())
         except BaseException:
@@ -284,9 +316,16 @@ class ShimHandle:
             raise errdefs.System(reply.get("error") or "attach failed")
         return reader, writer
 
-    async def wait(self) -> dict:
+    async def wait(self, exec_id: str | None = None) -> dict:
         """{"exit_code": N, "finished_at": RFC3339Nano, "oom_killed": bool} once the
-        container has exited; from the exit file if the shim is already gone."""
+        container has exited; from the exit file if the shim is already gone.
+        With `exec_id`: {"exit_code": N, "finished_at": ...} of that exec, or
+        errdefs.NotFound if the shim knows no such exec."""
+        if exec_id is not None:
+            reply = await self._call({"op": "wait", "exec_id": exec_id})
+            if not reply.get("ok"):
+                raise errdefs.NotFound(reply.get("error") or "no such exec")
+            return reply
         try:
             reply = await self._call({"op": "wait"})
         except (OSError, asyncio.IncompleteReadError):
@@ -307,16 +346,24 @@ class ShimHandle:
             return {"ok": True, "pid": self.pid, "status": "stopped",
                     "exit_code": result.get("exit_code")}
 
-    async def resize(self, height: int, width: int) -> None:
-        reply = await self._call({"op": "resize", "height": int(height), "width": int(width)})
+    async def resize(self, height: int, width: int, exec_id: str | None = None) -> None:
+        """TIOCSWINSZ on the container's pty, or on exec `exec_id`'s (NotFound
+        if that exec has exited)."""
+        reply = await self._call({"op": "resize", "height": int(height), "width": int(width),
+                                  "exec_id": exec_id})
         if not reply.get("ok"):
-            raise errdefs.System(reply.get("error") or "resize failed")
+            kind = errdefs.NotFound if reply.get("not_found") else errdefs.System
+            raise kind(reply.get("error") or "resize failed")
 
-    async def kill(self, signal: str | int = "TERM", all: bool = False) -> None:
-        """`runtime kill [--all] ID SIGNAL`, run by the shim."""
-        reply = await self._call({"op": "kill", "signal": str(signal), "all": all})
+    async def kill(self, signal: str | int = "TERM", all: bool = False,
+                   exec_id: str | None = None) -> None:
+        """`runtime kill [--all] ID SIGNAL`, run by the shim; with `exec_id`, the
+        signal is sent to that exec's process by the shim itself."""
+        reply = await self._call({"op": "kill", "signal": str(signal), "all": all,
+                                  "exec_id": exec_id})
         if not reply.get("ok"):
-            raise RuntimeFailed(reply.get("error") or "kill failed")
+            kind = errdefs.NotFound if reply.get("not_found") else RuntimeFailed
+            raise kind(reply.get("error") or "kill failed")
 
     async def close(self) -> None:
         """Drop the connections this handle has open (a pending wait ends with

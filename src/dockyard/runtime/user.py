@@ -16,23 +16,23 @@ this module does the same, with the same rules and error messages:
 The files are read INSIDE the root filesystem: each path component is resolved
 relative to the root, symlinks included, so `/etc/passwd -> /etc/../../../x`
 or `-> /host/etc/passwd` land inside the rootfs, never on the host (what
-moby's `symlink.FollowSymlinkInScope` does, done here with dir fds and
-O_NOFOLLOW so a swapped-in symlink can't redirect the final open). A missing
+moby's `symlink.FollowSymlinkInScope` does; `linux/inroot.py` opens them
+with openat2's RESOLVE_IN_ROOT, so a swapped-in symlink cannot redirect it). A missing
 or unreadable file is "no entries", as in runc; a file that isn't a regular
 file (a FIFO, a device) is treated as missing rather than read.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
 from dataclasses import dataclass, field
 
+from dockyard.linux.inroot import open_in_root
+
 MIN_ID = 0
 MAX_ID = (1 << 31) - 1          # runc's bound, for 32-bit compatibility
-_MAX_SYMLINKS = 255             # moby's FollowSymlinkInScope limit
 _MAX_FILE = 64 << 20            # never read more than this of a passwd/group file
 _DECIMAL = re.compile(r"[+-]?[0-9]+")   # what Go's strconv.Atoi accepts
 
@@ -191,55 +191,6 @@ def get_additional_groups(names: list[str], group: str | None) -> list[int]:
 
 
 # --- reading files inside a root filesystem --------------------------------
-
-def _components(path: str) -> list[str]:
-    return [p for p in path.split("/") if p not in ("", ".")]
-
-
-def open_in_root(root: str, path: str, flags: int = os.O_RDONLY) -> int:
-    """Open `path` as if `root` were "/": symlinks and ".." never leave it.
-
-    Walks one component at a time from a dir fd of `root`. An absolute symlink
-    restarts from the root, ".." at the root stays at the root (a chroot's
-    rules). The last component is opened with O_NOFOLLOW after being checked,
-    so a symlink swapped in meanwhile makes the open fail instead of escaping.
-    Returns a file descriptor; raises OSError (ENOENT, ELOOP...) naming `path`.
-    """
-    todo = _components(path)
-    stack = [os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)]
-    links = 0
-    try:
-        while todo:
-            name = todo.pop(0)
-            if name == "..":
-                if len(stack) > 1:
-                    os.close(stack.pop())
-                continue
-            try:
-                st = os.lstat(name, dir_fd=stack[-1])
-            except OSError as e:
-                raise OSError(e.errno, f"{os.strerror(e.errno)}: {path!r} in {root!r}") from None
-            if stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > _MAX_SYMLINKS:
-                    raise OSError(errno.ELOOP, f"too many links: {path!r} in {root!r}")
-                target = os.readlink(name, dir_fd=stack[-1])
-                if target.startswith("/"):
-                    while len(stack) > 1:
-                        os.close(stack.pop())
-                todo[:0] = _components(target)
-                continue
-            if todo:
-                stack.append(os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
-                                     | os.O_CLOEXEC, dir_fd=stack[-1]))
-            else:
-                return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stack[-1])
-        # the path named the root itself (or a chain of links back to it)
-        return os.open(".", flags | os.O_CLOEXEC, dir_fd=stack[-1])
-    finally:
-        for fd in stack:
-            os.close(fd)
-
 
 def read_file_in_root(root: str, path: str) -> str | None:
     """The text of a regular file inside `root`, or None if it can't be read."""

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import struct
 
 from aiohttp import web
 
-from dockyard import errdefs
+from dockyard import detachkeys, errdefs
 from dockyard.api import filters
 from dockyard.api.app import Router, json_response, query_bool
-from dockyard.api.hijack import RAW_STREAM, hijack, send_headers_now
+from dockyard.api.attach import relay, replay_logs
+from dockyard.api.errors import status_of
+from dockyard.api.hijack import RAW_STREAM, hijack, refuse, send_headers_now
 
 
 def _svc(request: web.Request):
@@ -136,16 +137,38 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
 
 async def attach(request: web.Request) -> web.StreamResponse:
+    """dockerd's ContainerAttach: refusals before the hijack, as plain text
+    (`refuse`); then `logs=1` replays the log, `stream=1` waits for the
+    container to run (a `docker run` attaches before its start) and relays
+    (dockyard.api.attach) until the output ends, the client detaches or goes."""
     svc = _svc(request)
-    c = svc.get(request.match_info["id"])
-    want_stdin = query_bool(request, "stdin")
+    name = request.match_info["id"]
+    spec = request.query.get("detachKeys", "")
+    try:
+        try:
+            keys = detachkeys.to_bytes(spec) if spec else detachkeys.DEFAULT
+        except ValueError:
+            raise errdefs.InvalidParameter(f"Invalid detach keys ({spec}) provided") from None
+        c = svc.get(name)
+        if c.paused:
+            raise errdefs.Conflict(f"container {name} is paused, unpause the container before "
+                                   "attach")
+        if c.state.get("Restarting"):
+            raise errdefs.Conflict(f"container {name} is restarting, wait until the container "
+                                   "is running")
+    except errdefs.DockyardError as e:
+        return refuse(status_of(e), str(e))
     want_stdout = query_bool(request, "stdout")
     want_stderr = query_bool(request, "stderr")
+    with_stdin = query_bool(request, "stdin") and bool(c.config.get("OpenStdin"))
     tty = bool(c.config.get("Tty"))
-    if c.paused:
-        raise errdefs.Conflict("You cannot attach to a paused container, unpause it first")
     raw = await hijack(request, RAW_STREAM)
+    if query_bool(request, "logs"):
+        await replay_logs(raw, c, want_stdout, want_stderr)
     svc.emit(c, "attach")
+    if not query_bool(request, "stream"):
+        raw.close()
+        return web.Response(status=101)
     ready = asyncio.get_running_loop().create_future()
     waiting = asyncio.create_task(svc.shim_for_attach(c.id, ready))
     gone = asyncio.create_task(raw.closed.wait())
@@ -158,8 +181,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
         try:
             shim = waiting.result()
             reader, writer = await shim.attach(
-                stdin=want_stdin and bool(c.config.get("OpenStdin")),
-                stdout=want_stdout, stderr=want_stderr,
+                stdin=with_stdin, stdout=want_stdout, stderr=want_stderr,
                 stdin_once=bool(c.config.get("StdinOnce")))
         except (errdefs.DockyardError, ConnectionError, OSError):
             raw.close()
@@ -168,45 +190,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
         gone.cancel()
         if not ready.done():
             ready.set_result(None)
-    await relay(raw, reader, writer, tty, want_stdin)
+    if await relay(raw, reader, writer, tty, with_stdin,
+                   stdin_once=bool(c.config.get("StdinOnce")), keys=keys):
+        svc.emit(c, "detach")
     return web.Response(status=101)  # already sent; aiohttp needs a return value
-
-
-async def relay(raw, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tty: bool,
-                with_stdin: bool) -> None:
-    """Copy the shim's frames to the client (headers stripped for a TTY) and the
-    client's bytes to the shim, until the shim closes the output side."""
-
-    async def to_client():
-        while True:
-            try:
-                header = await reader.readexactly(8)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            size = struct.unpack(">I", header[4:])[0]
-            payload = await reader.readexactly(size) if size else b""
-            raw.write(payload if tty else header + payload)
-
-    async def to_shim():
-        try:
-            while chunk := await raw.reader.read(65536):
-                if with_stdin:
-                    writer.write(chunk)
-                    await writer.drain()
-            if with_stdin and writer.can_write_eof():
-                writer.write_eof()
-        except (ConnectionError, OSError):
-            pass
-
-    output = asyncio.create_task(to_client())
-    inbound = asyncio.create_task(to_shim())
-    try:
-        await output
-    finally:
-        inbound.cancel()
-        with contextlib.suppress(Exception):
-            writer.close()
-        raw.close()
 
 
 async def logs(request: web.Request) -> web.StreamResponse:

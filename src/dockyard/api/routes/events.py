@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -115,7 +116,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         bus.unsubscribe(queue)
-    await response.write_eof()
+    with contextlib.suppress(ConnectionError):  # (the client may have gone: nothing to end)
+        await response.write_eof()
     return response
 
 

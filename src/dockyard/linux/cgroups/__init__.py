@@ -21,7 +21,10 @@ v1, so v1 is used. Tests point either class at any tree:
              "throttled_periods", "throttled_time" (ns)}},
      "memory": {"usage", "max_usage", "limit" (None: unlimited), "failcnt",
                 "stat": {memory.stat as ints}},
-     "pids": {"current", "limit" (None: unlimited)}}
+     "pids": {"current", "limit" (None: unlimited)},
+     "blkio": {"io_service_bytes_recursive": [{"major", "minor", "op", "value"}, ...],
+               ... the other blkio counters dockerd names (v1 only)},
+     "memory_events": {memory.events as ints} (v2 only)}
 """
 
 from __future__ import annotations

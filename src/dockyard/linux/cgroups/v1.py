@@ -49,6 +49,56 @@ def _known_controllers() -> set[str]:
                 "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc"}
 
 
+# blkio's per-device counters, by the key the stats give them. The CFQ/BFQ
+# scheduler's recursive files come first; a cgroup whose devices use neither
+# (or a kernel without CFQ) has only the throttle layer's two counters - the
+# order containerd's cgroups package reads them in, which dockerd reports.
+_BLKIO_SCHEDULER_FILES = (
+    ("sectors_recursive", "blkio.sectors_recursive"),
+    ("io_service_bytes_recursive", "blkio.io_service_bytes_recursive"),
+    ("io_serviced_recursive", "blkio.io_serviced_recursive"),
+    ("io_queue_recursive", "blkio.io_queued_recursive"),
+    ("io_service_time_recursive", "blkio.io_service_time_recursive"),
+    ("io_wait_time_recursive", "blkio.io_wait_time_recursive"),
+    ("io_merged_recursive", "blkio.io_merged_recursive"),
+    ("io_time_recursive", "blkio.time_recursive"),
+)
+_BLKIO_THROTTLE_FILES = (
+    ("io_serviced_recursive", "blkio.throttle.io_serviced"),
+    ("io_service_bytes_recursive", "blkio.throttle.io_service_bytes"),
+)
+
+
+def _blkio_entries(d: str, name: str) -> list[dict]:
+    """"8:0 Read 4096" lines (or "8:0 4096" ones) as {"major", "minor", "op", "value"};
+    the "Total N" summary line is left out."""
+    try:
+        text = read_file(d, name)
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        fields = line.replace(":", " ").split()
+        if len(fields) < 3:
+            continue
+        op, value = (fields[2], fields[3]) if len(fields) >= 4 else ("", fields[2])
+        out.append({"major": int(fields[0]), "minor": int(fields[1]), "op": op,
+                    "value": int(value)})
+    return out
+
+
+def _blkio_stats(d: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {key: [] for key, _ in _BLKIO_SCHEDULER_FILES}
+    if os.path.exists(os.path.join(d, "blkio.io_serviced_recursive")):
+        for key, name in _BLKIO_SCHEDULER_FILES:
+            out[key] = _blkio_entries(d, name)
+        if any(out.values()):
+            return out
+    for key, name in _BLKIO_THROTTLE_FILES:
+        out[key] = _blkio_entries(d, name)
+    return out
+
+
 def v1_mountpoints() -> dict[str, str]:
     """{controller or "name=x": mountpoint} of the mounted v1 hierarchies.
 
@@ -224,6 +274,9 @@ class CgroupV1(Cgroup):
         if d and os.path.isdir(d):
             out["pids"] = {"current": read_int(d, "pids.current"),
                            "limit": read_int(d, "pids.max")}
+        d = self.dir("blkio")
+        if d and os.path.isdir(d):
+            out["blkio"] = _blkio_stats(d)
         return out
 
     # -- resources ----------------------------------------------------------

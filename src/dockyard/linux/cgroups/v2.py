@@ -84,6 +84,20 @@ def swap_max(swap: int, limit: int) -> int:
     return swap - limit
 
 
+def _io_service_bytes(d: str) -> list[dict]:
+    """io.stat ("8:0 rbytes=N wbytes=N rios=N ...") as blkio's byte counters:
+    a "read" and a "write" entry per device, as dockerd reports v2's I/O."""
+    out = []
+    for line in read_file(d, "io.stat").splitlines():
+        device, *pairs = line.split()
+        major, _, minor = device.partition(":")
+        counters = dict(p.split("=", 1) for p in pairs if "=" in p)
+        for op, key in (("read", "rbytes"), ("write", "wbytes")):
+            out.append({"major": int(major), "minor": int(minor), "op": op,
+                        "value": int(counters.get(key, 0))})
+    return out
+
+
 def _num(v: int) -> str:
     return "max" if v == -1 else str(v)
 
@@ -205,14 +219,18 @@ class CgroupV2(Cgroup):
                                          "throttled_periods": st.get("nr_throttled", 0),
                                          "throttled_time": st.get("throttled_usec", 0) * 1000}}
         if os.path.exists(os.path.join(self.dir, "memory.current")):
+            events = read_keyed(self.dir, "memory.events")
             out["memory"] = {"usage": read_int(self.dir, "memory.current"),
                              "max_usage": read_int(self.dir, "memory.peak"),
                              "limit": read_int(self.dir, "memory.max"),
-                             "failcnt": read_keyed(self.dir, "memory.events").get("max"),
+                             "failcnt": events.get("max"),
                              "stat": read_keyed(self.dir, "memory.stat")}
+            out["memory_events"] = events
         if os.path.exists(os.path.join(self.dir, "pids.current")):
             out["pids"] = {"current": read_int(self.dir, "pids.current"),
                            "limit": read_int(self.dir, "pids.max")}
+        if os.path.exists(os.path.join(self.dir, "io.stat")):
+            out["blkio"] = {"io_service_bytes_recursive": _io_service_bytes(self.dir)}
         return out
 
     # -- resources ----------------------------------------------------------

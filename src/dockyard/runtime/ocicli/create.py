@@ -104,7 +104,7 @@ def _spawn(cfg: InitConfig, cdir: st.ContainerDir, cgroup, console_socket: str |
             from dockyard.runtime import console
             cfg.console_fd = console.connect(console_socket)
         except OSError as e:
-            raise CreateError(f"dial unix {console_socket}: connect: {e.strerror}") from None
+            raise CreateError(e.strerror) from None
     import _socket  # socket.py costs an import of selectors and enum wrappers
 
     from dockyard.runtime.init import intermediate  # before fork: imported once

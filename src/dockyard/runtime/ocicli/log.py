@@ -21,18 +21,38 @@ import time
 _TRACE = os.environ.get("DOCKYARD_RUNTIME_TRACE") or ""
 
 
+_trace_fd: list = [-1, None]  # the trace file, kept open: (fd, (st_dev, st_ino))
+
+
 def trace(what: str) -> None:
     if _TRACE:
         line = f"trace {time.monotonic():.4f} pid={os.getpid()} {what}\n".encode()
         try:
-            if _TRACE.startswith("/"):  # (not inside the container: after pivot_root)
-                fd = os.open(_TRACE, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-                os.write(fd, line)
-                os.close(fd)
+            if _TRACE.startswith("/"):
+                os.write(_trace_file(), line)
             else:
                 os.write(2, line)
         except OSError:
             pass
+
+
+def _trace_file() -> int:
+    """The trace file's fd, opened once, while its path still resolves on the
+    host (a process that joined a container's mount namespace reaches it
+    only through the fd it had), and checked still to be that file (a
+    forked runtime closes the fds it inherits; the number may be reused)."""
+    fd, ident = _trace_fd
+    if fd >= 0:
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == ident:
+                return fd
+        except OSError:
+            pass
+    fd = os.open(_TRACE, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    _trace_fd[:] = [fd, (st.st_dev, st.st_ino)]
+    return fd
 
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}

@@ -50,11 +50,30 @@ runtime already), or as the program above. Life of a shim:
      (+ "exit_code" once stopped)
    - {"op":"kill","signal":"TERM","all":false} -> `runtime kill [--all] ID SIG`
      (an extension: the daemon may as well run the runtime itself)
+   - {"op":"exec","exec_id":ID,"process":{OCI process},"stdin":b,"stdout":b,
+     "stderr":b,"attach":b} -> runs the process in the container (`execs`:
+     `runtime exec --process F --detach --pid-file P [--console-socket S]
+     ID`, or our runtime's exec in the shim's loop), with pipes for its stdio
+     (stdin only if asked; else /dev/null), or a pty if process.terminal.
+     {"ok":true,"pid":N} once it runs, or {"ok":false,"error":"<the
+     runtime's words>"} (e.g. `exec failed: unable to start container
+     process: exec: "nosuch": executable file not found in $PATH`), before
+     the process has run. With "attach", the connection then carries the
+     exec's stdio exactly as an `attach` does. Exec output goes to attached
+     clients only (dropped when none is), never to the container's log.
+   - "exec_id":ID on `wait`, `attach`, `resize`, `kill` and `state` means
+     that exec rather than the container: `wait` answers {"ok":true,
+     "exit_code":N,"finished_at":...} once it has exited and its output is
+     drained (at most 2 s); `kill` signals its process directly. An unknown
+     exec ID (or, for resize and kill, one that has exited) gets
+     {"ok":false,"error":...,"not_found":true}. The results of the last 256
+     finished execs are kept.
 5. Exit: when the init has been reaped, drain its output (at most 2 s), flush
    the log, read the cgroup's OOM kill count, write the exit file (atomically;
    its content is the wait reply), answer waiters, run `runtime delete`, fsync
    the exit file, remove the socket and exit. Connections that arrive meanwhile
-   are still answered.
+   are still answered. (Execs still running when the init dies die with its
+   pid namespace; they are reaped and answered on the way.)
 
 Logs: json-file, local or none, written by dockyard.runtime.logfile exactly as
 dockerd's drivers cut and rotate them.

@@ -31,7 +31,7 @@ USAGE = """usage: python -m dockyard.runtime.shim --id ID --bundle DIR --runtime
 
 One shim per container: creates it with the OCI runtime, reports
 {"ok": true, "pid": N, "shim_pid": N} (or {"ok": false, "error": ...}) on the
-status fd, then serves start/attach/wait/resize/state/kill on --socket until the
+status fd, then serves start/attach/wait/resize/state/kill/exec on --socket until the
 container has exited. Our own runtime runs in forks of the shim unless
 --exec-runtime is given. See `pydoc dockyard.runtime.shim`."""
 

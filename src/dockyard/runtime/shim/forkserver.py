@@ -66,6 +66,7 @@ PRELOAD = (
     "dockyard.runtime.shim.runtime", "dockyard.runtime.logfile", "dockyard.linux.prctl",
     "dockyard.runtime.oci", "dockyard.runtime.ocicli.create", "dockyard.runtime.ocicli.bundle",
     "dockyard.runtime.ocicli.state", "dockyard.runtime.init", "dockyard.runtime.console",
+    "dockyard.runtime.shim.execs", "dockyard.runtime.ocicli.exec", "dockyard.runtime.execinit",
     "dockyard.linux.cgroups", "fcntl", "termios", "shutil",
 )
 

@@ -157,9 +157,19 @@ class Runtime:
                 pass
             os._exit(code)
 
-    def run(self, args: list[str], done) -> None:
+    def run(self, args: list[str], done, stdio: tuple[int, int, int] | None = None) -> None:
         """Start `runtime ARGS`; `done(exit_code, stderr's last line)` is called
-        from `reaped` once the caller's reaper has collected it."""
+        from `reaped` once the caller's reaper has collected it. With `stdio`
+        (an exec's), the caller reads the runtime's stderr itself: `done` gets
+        "" for it."""
+        if stdio is not None:
+            try:
+                pid = self.spawn(self.argv(*args), *stdio)
+            except Failed as e:
+                done(1, str(e))
+                return
+            self.running[pid] = (-1, done)
+            return
         r, w = os.pipe()
         try:
             pid = self.spawn(self.argv(*args), self.devnull, self.devnull, w)
@@ -204,8 +214,10 @@ class Runtime:
 
     def _done(self, pid: int, code: int) -> None:
         r, done = self.running.pop(pid)
-        message = last_line(read_available(r))
-        os.close(r)
+        message = ""
+        if r >= 0:
+            message = last_line(read_available(r))
+            os.close(r)
         done(code, message)
 
     def run_quietly(self, *args: str) -> None:
@@ -250,95 +262,51 @@ class Runtime:
         return Creating(self, stdin, tty)
 
 
-class Creating:
-    """`runtime create`, under way."""
+class ProcessIO:
+    """The stdio a runtime verb that starts a process (create, exec) runs with,
+    which the process inherits, and the shim's ends of it.
 
-    def __init__(self, runtime: Runtime, stdin: bool, tty: bool):
-        self.runtime, self.tty = runtime, tty
+    With a terminal the runtime makes the pty inside the container and sends
+    its master over `console` (a UNIX socket the shim listens on, at
+    `console_path`, passed as --console-socket); the runtime's own stderr is
+    a pipe (`err_r`) for its error. Without, pipes: stdin (only with `stdin`;
+    else /dev/null, as docker), stdout and stderr, whose write ends are the
+    runtime's and then the process's stdio."""
+
+    def __init__(self, runtime: Runtime, console_path: str | None, stdin: bool):
         self.console = None
-        self.master = self.stdin_fd = self.out_r = -1
-        self.child_ends: list[int] = []  # fds only the runtime (and the init) keep
-        bundle = runtime.bundle
-        argv = ["create", "--bundle", bundle, "--pid-file", os.path.join(bundle, "init.pid")]
-        if tty:  # the runtime makes the pty and sends us its master (SCM_RIGHTS)
+        self.console_name = ""
+        self.master = self.stdin_w = self.out_r = -1
+        self.child_ends: list[int] = []  # fds only the runtime (and the process) keep
+        if console_path is not None:
             import socket
 
-            name, dirfd = unix_path(os.path.join(bundle, "console.sock"))
-            _unlink(name)
+            self.console_name, dirfd = unix_path(console_path)
+            _unlink(self.console_name)
             self.console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.console.bind(name)
+            self.console.bind(self.console_name)
             self.console.listen(1)
-            argv += ["--console-socket", name]
             if dirfd >= 0:
                 self.child_ends.append(dirfd)  # the runtime resolves the name through it
             self.err_r, err_w = os.pipe()
-            stdio = (runtime.devnull, runtime.devnull, err_w)
+            self.stdio = (runtime.devnull, runtime.devnull, err_w)
             self.child_ends.append(err_w)
         else:
-            in_r = runtime.devnull  # no --stdin: the container reads /dev/null, as docker
+            in_r = runtime.devnull
             if stdin:
-                in_r, self.stdin_fd = os.pipe()
+                in_r, self.stdin_w = os.pipe()
                 self.child_ends.append(in_r)
             self.out_r, out_w = os.pipe()
             self.err_r, err_w = os.pipe()
             self.child_ends += [out_w, err_w]
-            stdio = (in_r, out_w, err_w)
-        self.pid = runtime.spawn(runtime.argv(*argv, runtime.id), *stdio)
+            self.stdio = (in_r, out_w, err_w)
 
-    def finish(self, wake_r: int) -> Created:
-        """Wait for the runtime (`wake_r` turns readable on SIGCHLD; an in-process
-        runtime's result pipe when it is done), taking the pty master when it
-        comes; the created container, or Failed."""
-        runtime = self.runtime
-        result = next((fd for fd, pid in runtime.results.items() if pid == self.pid), -1)
-        while True:
-            watch = [wake_r] + ([self.console] if self.console and self.master < 0 else [])
-            ready, _, _ = select.select(watch + ([result] if result >= 0 else []), [], [], 0.1)
-            if wake_r in ready:
-                read_available(wake_r)
-            if self.console in ready:
-                self._take_master()
-            if result in ready:
-                code = runtime.result(result)
-                result = -1
-                if code is not None:
-                    break  # (reaped later, by the shim's reaper)
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                runtime.reaped(pid, status)  # (its result pipe, if any)
-                code = os.waitstatus_to_exitcode(status)
-                break
-        for fd in self.child_ends:
-            os.close(fd)
-        if self.console is not None:
-            if self.master < 0 and select.select([self.console], [], [], 0)[0]:
-                self._take_master()
-            self.console.close()
-            _unlink(os.path.join(self.runtime.bundle, "console.sock"))
-        if code != 0:
-            message = (last_line(read_available(self.err_r)) or self.runtime.log_error()
-                       or f"runtime create exited with status {code}")
-            self.runtime.run_quietly("delete", "--force", self.runtime.id)
-            raise Failed(message)
-        try:
-            with open(os.path.join(self.runtime.bundle, "init.pid")) as f:
-                pid = int(f.read().strip())
-        except (OSError, ValueError) as e:
-            raise Failed(f"reading the runtime's pid file: {e}") from None
-        if self.tty:
-            os.close(self.err_r)
-            if self.master < 0:
-                raise Failed("the runtime sent no pty master to the console socket")
-            outputs, stdin_fd = {self.master: "stdout"}, self.master
-        else:
-            outputs, stdin_fd = {self.out_r: "stdout", self.err_r: "stderr"}, self.stdin_fd
-        for fd in outputs:
-            os.set_blocking(fd, False)
-        if stdin_fd >= 0:
-            os.set_blocking(stdin_fd, False)
-        return Created(pid, outputs, stdin_fd, self.master)
+    def console_args(self) -> list[str]:
+        return ["--console-socket", self.console_name] if self.console is not None else []
 
-    def _take_master(self) -> None:
+    def take_master(self) -> None:
+        """Accept the runtime's connection on the console socket (ready, or it
+        is waited for) and keep the pty master it sends."""
         import socket
 
         conn, _ = self.console.accept()
@@ -350,14 +318,114 @@ class Creating:
             self.master = fds[0]
             os.set_inheritable(self.master, False)
 
+    def runtime_done(self) -> None:
+        """The runtime is over: the ends only it needed are closed, and the
+        console socket (once any master waiting on it is taken)."""
+        for fd in self.child_ends:
+            os.close(fd)
+        self.child_ends = []
+        if self.console is not None:
+            if self.master < 0 and select.select([self.console], [], [], 0)[0]:
+                self.take_master()
+            self.console.close()
+            self.console = None
+            _unlink(self.console_name)
+
+    def error(self) -> str:
+        """The runtime's last line on its stderr (after a failure)."""
+        return last_line(read_available(self.err_r))
+
+    def ours(self) -> tuple[dict[int, str], int]:
+        """Once the process runs: its output fds (-> "stdout" | "stderr") and the
+        fd its stdin is written to (-1: none), all non-blocking. Failed if the
+        runtime sent no pty master."""
+        if self.console_name:
+            os.close(self.err_r)
+            if self.master < 0:
+                raise Failed("the runtime sent no pty master to the console socket")
+            outputs, stdin_fd = {self.master: "stdout"}, self.master
+        else:
+            outputs, stdin_fd = {self.out_r: "stdout", self.err_r: "stderr"}, self.stdin_w
+        for fd in outputs:
+            os.set_blocking(fd, False)
+        if stdin_fd >= 0:
+            os.set_blocking(stdin_fd, False)
+        return outputs, stdin_fd
+
+    def close(self) -> None:
+        """After a failure: every end of ours."""
+        self.runtime_done()
+        for fd in (self.err_r, self.out_r, self.stdin_w, self.master):
+            if fd >= 0:
+                os.close(fd)
+        self.err_r = self.out_r = self.stdin_w = self.master = -1
+
+
+class Creating:
+    """`runtime create`, under way."""
+
+    def __init__(self, runtime: Runtime, stdin: bool, tty: bool):
+        self.runtime = runtime
+        bundle = runtime.bundle
+        # with a TTY the runtime makes the pty and sends us its master (SCM_RIGHTS)
+        self.io = ProcessIO(runtime, os.path.join(bundle, "console.sock") if tty else None,
+                            stdin)
+        argv = ["create", "--bundle", bundle, "--pid-file", os.path.join(bundle, "init.pid"),
+                *self.io.console_args()]
+        self.pid = runtime.spawn(runtime.argv(*argv, runtime.id), *self.io.stdio)
+
+    def finish(self, wake_r: int) -> Created:
+        """Wait for the runtime (`wake_r` turns readable on SIGCHLD; an in-process
+        runtime's result pipe when it is done), taking the pty master when it
+        comes; the created container, or Failed."""
+        runtime, io = self.runtime, self.io
+        result = next((fd for fd, pid in runtime.results.items() if pid == self.pid), -1)
+        while True:
+            watch = [wake_r] + ([io.console] if io.console and io.master < 0 else [])
+            ready, _, _ = select.select(watch + ([result] if result >= 0 else []), [], [], 0.1)
+            if wake_r in ready:
+                read_available(wake_r)
+            if io.console in ready:
+                io.take_master()
+            if result in ready:
+                code = runtime.result(result)
+                result = -1
+                if code is not None:
+                    break  # (reaped later, by the shim's reaper)
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                runtime.reaped(pid, status)  # (its result pipe, if any)
+                code = os.waitstatus_to_exitcode(status)
+                break
+        io.runtime_done()
+        if code != 0:
+            message = (io.error() or self.runtime.log_error()
+                       or f"runtime create exited with status {code}")
+            self.runtime.run_quietly("delete", "--force", self.runtime.id)
+            raise Failed(message)
+        try:
+            with open(os.path.join(self.runtime.bundle, "init.pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError) as e:
+            raise Failed(f"reading the runtime's pid file: {e}") from None
+        outputs, stdin_fd = io.ours()
+        return Created(pid, outputs, stdin_fd, io.master)
+
 
 def _become_runtime(argv: list[str], stdio: tuple[int, int, int], keep: int) -> None:
     """In a child forked from the shim: the process state a spawned runtime
-    would start with. Only its stdio: every other fd of the shim (the socket,
-    clients, the status fd, other pipes) is closed, so that no peer waits on
-    an fd this child, or the container init it forks, still holds. Signals
-    as Python sets them up in a new process: SIGCHLD back to its default, and
-    no wakeup fd writing into the shim's pipe. `keep`: the result pipe."""
+    would start with (`become_child`), and its argv. `keep`: the result pipe."""
+    become_child(stdio, {keep})
+    sys.argv = list(argv)
+
+
+def become_child(stdio: tuple[int, int, int], keep: set[int]) -> None:
+    """In a child forked from the shim, to run the runtime (or an exec's first
+    process): only `stdio` as fds 0-2, and the fds in `keep`. Every other fd
+    of the shim (the socket, clients, the status fd, other pipes) is closed,
+    so that no peer waits on an fd this child, or what it forks, still
+    holds. Signals as Python sets them up in a new process: SIGCHLD back to
+    its default, and no wakeup fd writing into the shim's pipe."""
     import gc
 
     # Objects of the shim that exist now are never collected here, so no
@@ -370,12 +438,11 @@ def _become_runtime(argv: list[str], stdio: tuple[int, int, int], keep: int) -> 
             os.dup2(fd, target)
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2 and fd != keep:
+        if fd > 2 and fd not in keep:
             try:
                 os.close(fd)
             except OSError:
                 pass  # (the listing's own fd, closed already)
-    sys.argv = list(argv)
 
 
 def _unlink(path: str) -> None:

@@ -3,10 +3,12 @@
 One thread and poll(2): the container's output pipes (or pty master) feed the
 log and every attached connection; attached clients feed the container's
 stdin; SIGCHLD arrives as a byte on a wakeup pipe, and the reaper tells the
-container's init from the runtime commands we run. While an attached client
-holds HIGH_WATER bytes not yet sent, the container's output is not read (the
-container blocks on write, as under dockerd), rather than the shim growing.
-The protocol is in the package docstring.
+container's init from the runtime commands we run and from exec'd
+processes. Each process's stdio (the init's, each exec's: `Stdio`) is
+served the same way; only the init's goes to the log (see `execs`). While
+an attached client holds HIGH_WATER bytes not yet sent, that process's
+output is not read (it blocks on write, as under dockerd), rather than the
+shim growing. The protocol is in the package docstring.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 
 from dockyard.runtime import logfile
 from dockyard.runtime.ocicli.log import trace
+from dockyard.runtime.shim.execs import Execs
 from dockyard.runtime.shim.runtime import Created, Runtime, read_available, unix_path
 
 DRAIN_TIMEOUT = 2.0   # after the init's exit, wait this long for its stdio to reach EOF
@@ -57,19 +60,34 @@ def warn(message: str) -> None:
         pass
 
 
+class Stdio:
+    """One process's stdio as the shim holds it: the container init's, or an
+    exec's. `outputs`: fd -> (stream number, docker's line cutter feeding the
+    log, or None); `stdin_fd`: the write end of its stdin pipe, the pty
+    master, or -1; `master`: the pty master, or -1."""
+    __slots__ = ("outputs", "stdin_fd", "master", "stdin_buf", "stdin_close")
+
+    def __init__(self, outputs: dict[int, tuple], stdin_fd: int, master: int):
+        self.outputs, self.stdin_fd, self.master = outputs, stdin_fd, master
+        self.stdin_buf = bytearray()
+        self.stdin_close = False  # close stdin once stdin_buf is written
+
+
 class Conn:
     __slots__ = ("sock", "fd", "inbuf", "out", "kind", "streams", "stdin", "stdin_once",
-                 "closing", "eof")
+                 "closing", "eof", "stdio", "exec_id")
 
     def __init__(self, sock: socket.socket):
         self.sock, self.fd = sock, sock.fileno()
         self.inbuf, self.out = b"", bytearray()
         self.kind = "request"    # -> "attach" | "wait" | "reply"
         self.streams: tuple = ()  # 1 and/or 2, for an attached client
-        self.stdin = False        # its bytes go to the container's stdin
-        self.stdin_once = True    # its EOF is the container's stdin's EOF
+        self.stdin = False        # its bytes go to the process's stdin
+        self.stdin_once = True    # its EOF is the process's stdin's EOF
         self.closing = False      # close once `out` is sent
         self.eof = False          # the client's input has ended
+        self.stdio: Stdio | None = None  # what an attached client is attached to
+        self.exec_id: str | None = None  # an exec's waiter: which exec
 
 
 class Starting:
@@ -85,14 +103,12 @@ class Shim:
                  wake_r: int, listener: socket.socket, oom_count=None):
         self.o, self.runtime = opts, runtime
         self.oom_count = oom_count or oom_counter(runtime.bundle)
-        self.pid, self.master = created.pid, created.master
-        self.stdin_fd = created.stdin_fd
+        self.pid = created.pid
         self.writer, self.wake_r, self.listener = writer, wake_r, listener
-        # fd -> (stream number, docker's line cutter feeding the log, or None)
-        self.outputs = {fd: (STREAMS[name], logfile.Copier(name, writer) if writer else None)
-                        for fd, name in created.outputs.items()}
-        self.stdin_buf = bytearray()
-        self.stdin_close = False  # close the container's stdin once stdin_buf is written
+        self.stdio = Stdio({fd: (STREAMS[name], logfile.Copier(name, writer) if writer else None)
+                            for fd, name in created.outputs.items()},
+                           created.stdin_fd, created.master)
+        self.execs = Execs(self)  # processes exec'd in the container
         self.conns: dict[int, Conn] = {}
         self.status = "created"
         self.exit_status: int | None = None  # the init's raw wait status
@@ -117,10 +133,13 @@ class Shim:
                     poller.register(fd, mask)
                     registered[fd] = mask
             timeout = None
-            if self.phase != "run":
-                timeout = max(0, int((self.deadline - time.monotonic()) * 1000)) + 1
+            deadline = min(self.deadline if self.phase != "run" else float("inf"),
+                           self.execs.deadline())
+            if deadline != float("inf"):
+                timeout = max(0, int((deadline - time.monotonic()) * 1000)) + 1
             for fd, events in poller.poll(timeout):
                 self._event(fd, events)
+            self.execs.advance()
             self._advance()
 
     def _interest(self) -> dict[int, int]:
@@ -130,16 +149,20 @@ class Shim:
             wanted[fd] = IN
         if self.starting is not None:
             wanted[self.starting.fd] = IN
-        backlog = max((len(c.out) for c in self.conns.values() if c.kind == "attach"), default=0)
-        if backlog < HIGH_WATER:
-            for fd in self.outputs:
-                wanted[fd] = IN
-        if self.stdin_fd >= 0 and self.stdin_buf:
-            wanted[self.stdin_fd] = wanted.get(self.stdin_fd, 0) | OUT  # (a pty: both)
+        for fd in self.execs.poll_fds():
+            wanted[fd] = IN
+        for stdio in self.stdios():
+            backlog = max((len(c.out) for c in self.conns.values()
+                           if c.kind == "attach" and c.stdio is stdio), default=0)
+            if backlog < HIGH_WATER:
+                for fd in stdio.outputs:
+                    wanted[fd] = IN
+            if stdio.stdin_fd >= 0 and stdio.stdin_buf:
+                wanted[stdio.stdin_fd] = wanted.get(stdio.stdin_fd, 0) | OUT  # (a pty: both)
         for c in self.conns.values():
             mask = OUT if c.out else 0
             if c.kind in ("request", "wait") or (c.kind == "attach" and not c.eof
-                                                 and len(self.stdin_buf) < HIGH_WATER):
+                                                 and len(c.stdio.stdin_buf) < HIGH_WATER):
                 mask |= IN
             if mask:
                 wanted[c.fd] = mask
@@ -156,6 +179,8 @@ class Shim:
             self.runtime.result(fd)
         elif self.starting is not None and fd == self.starting.fd:
             self._start_readable()
+        elif self.execs.event(fd):
+            pass
         elif fd in self.conns:
             c = self.conns[fd]
             if readable:
@@ -163,10 +188,16 @@ class Shim:
             if fd in self.conns and c.out and events & select.POLLOUT:
                 self._conn_writable(c)
         else:
-            if fd in self.outputs and readable:
-                self._output(fd)
-            if fd == self.stdin_fd and events & (select.POLLOUT | select.POLLERR | select.POLLHUP):
-                self._write_stdin()
+            for stdio in self.stdios():
+                if fd in stdio.outputs and readable:
+                    self._output(stdio, fd)
+                if fd == stdio.stdin_fd and events & (select.POLLOUT | select.POLLERR
+                                                      | select.POLLHUP):
+                    self._write_stdin(stdio)
+
+    def stdios(self) -> list[Stdio]:
+        """The container init's stdio, then every exec's."""
+        return [self.stdio, *self.execs.stdios()]
 
     def _reap(self) -> None:
         while True:
@@ -182,12 +213,14 @@ class Shim:
                 self.phase, self.deadline = "drain", time.monotonic() + DRAIN_TIMEOUT
                 if self.starting is not None:
                     self._start_readable(init_died=True)
-            else:  # a runtime command, or an orphan re-parented to us: reaped either way
-                self.runtime.reaped(pid, status)
+            elif not self.runtime.reaped(pid, status):
+                # an exec'd process (maybe before its `runtime exec` has told
+                # us its pid), or an orphan re-parented to us
+                self.execs.reaped(pid, status)
 
     # -- the container's stdio ----------------------------------------------------
-    def _output(self, fd: int) -> None:
-        stream, copier = self.outputs[fd]
+    def _output(self, stdio: Stdio, fd: int) -> None:
+        stream, copier = stdio.outputs[fd]
         try:
             data = os.read(fd, READ_SIZE)
         except BlockingIOError:
@@ -197,7 +230,7 @@ class Shim:
                 warn(f"reading the container's output: {e}")
             data = b""
         if not data:
-            self._close_output(fd)
+            self._close_output(stdio, fd)
             return
         if copier is not None:
             try:
@@ -206,34 +239,49 @@ class Shim:
                 warn(f"writing the log: {e}")
         frame = FRAME.pack(stream, len(data)) + data
         for c in self.conns.values():
-            if c.kind == "attach" and stream in c.streams and not c.closing:
+            if c.kind == "attach" and c.stdio is stdio and stream in c.streams \
+                    and not c.closing:
                 c.out += frame
 
-    def _close_output(self, fd: int) -> None:
-        _, copier = self.outputs.pop(fd)
+    def _close_output(self, stdio: Stdio, fd: int) -> None:
+        _, copier = stdio.outputs.pop(fd)
         if copier is not None:
             try:
                 copier.close()  # an unterminated last line goes out as a partial
             except OSError as e:
                 warn(f"writing the log: {e}")
-        if fd != self.master:  # the master is also stdin; closed at the exit
+        if fd != stdio.master:  # the master is also stdin; closed at the exit
             os.close(fd)
 
-    def _write_stdin(self) -> None:
+    def _write_stdin(self, stdio: Stdio) -> None:
         try:
-            del self.stdin_buf[:os.write(self.stdin_fd, self.stdin_buf)]
+            del stdio.stdin_buf[:os.write(stdio.stdin_fd, stdio.stdin_buf)]
         except BlockingIOError:
             return
-        except OSError:  # EPIPE or EIO: nobody reads the container's stdin any more
-            self.stdin_buf.clear()
-        if self.stdin_close and not self.stdin_buf:
-            self._close_stdin()
+        except OSError:  # EPIPE or EIO: nobody reads the process's stdin any more
+            stdio.stdin_buf.clear()
+        if stdio.stdin_close and not stdio.stdin_buf:
+            self._close_stdin(stdio)
 
-    def _close_stdin(self) -> None:
-        if self.stdin_fd >= 0 and self.stdin_fd != self.master:
-            os.close(self.stdin_fd)
-            self.stdin_fd = -1
-        self.stdin_buf.clear()
+    def _close_stdin(self, stdio: Stdio) -> None:
+        if stdio.stdin_fd >= 0 and stdio.stdin_fd != stdio.master:
+            os.close(stdio.stdin_fd)
+            stdio.stdin_fd = -1
+        stdio.stdin_buf.clear()
+
+    def close_stdio(self, stdio: Stdio) -> None:
+        """The process has exited and its output is drained (or given up on):
+        its remaining fds are closed, attached clients get the rest and end."""
+        for fd in list(stdio.outputs):
+            self._close_output(stdio, fd)
+        for c in list(self.conns.values()):
+            if c.kind == "attach" and c.stdio is stdio:
+                c.closing, c.stdin = True, False
+                self._conn_writable(c)  # the rest of the output, or the close
+        self._close_stdin(stdio)
+        if stdio.master >= 0:
+            os.close(stdio.master)
+            stdio.master = stdio.stdin_fd = -1
 
     # -- connections ----------------------------------------------------------------
     def _accept(self) -> None:
@@ -278,14 +326,16 @@ class Shim:
             self._drop(c)
 
     def _stdin_from(self, c: Conn, data: bytes) -> None:
-        if c.stdin and self.stdin_fd >= 0 and not self.stdin_close:
-            self.stdin_buf += data
+        stdio = c.stdio
+        if c.stdin and stdio.stdin_fd >= 0 and not stdio.stdin_close:
+            stdio.stdin_buf += data
 
     def _end_stdin(self, c: Conn) -> None:
-        if c.stdin and c.stdin_once and self.master < 0 and self.stdin_fd >= 0:
-            self.stdin_close = True
-            if not self.stdin_buf:
-                self._close_stdin()
+        stdio = c.stdio
+        if c.stdin and c.stdin_once and stdio.master < 0 and stdio.stdin_fd >= 0:
+            stdio.stdin_close = True
+            if not stdio.stdin_buf:
+                self._close_stdin(stdio)
         c.stdin = False
         if c.closing and not c.out:
             self._drop(c)
@@ -322,18 +372,17 @@ class Shim:
         except (ValueError, KeyError, TypeError):
             self._reply(c, {"ok": False, "error": f"bad request: {line[:200]!r}"})
             return
-        if op == "wait":
+        if req.get("exec_id") is not None and op in ("wait", "attach", "resize", "kill", "state"):
+            self.execs.request(c, op, req)
+        elif op == "exec":
+            self.execs.start(c, req)
+        elif op == "wait":
             if self.result is not None:
                 self._reply(c, self.result)
             else:
                 c.kind = "wait"
         elif op == "attach":
-            self._reply(c, {"ok": True}, close=False)
-            c.kind = "attach"
-            c.streams = tuple(n for name, n in STREAMS.items() if req.get(name))
-            c.stdin = bool(req.get("stdin")) and self.stdin_fd >= 0 and not self.stdin_close
-            c.stdin_once = bool(req.get("stdin_once", True))
-            c.closing = self.phase != "run"  # exited: nothing more will come
+            self.attach(c, req, self.stdio, self.phase != "run")
         elif op == "state":
             state = {"ok": True, "pid": self.pid, "status": self.status}
             if self.result is not None:
@@ -351,6 +400,17 @@ class Shim:
                                                    f"runtime kill exited with status {code}"}))
         else:
             self._reply(c, {"ok": False, "error": f"unknown op {op!r}"})
+
+    def attach(self, c: Conn, req: dict, stdio: Stdio, ended: bool,
+               reply: dict | None = None) -> None:
+        """`c` becomes a client attached to `stdio` (`ended`: its process has
+        exited: nothing more will come), once sent `reply`."""
+        c.kind, c.stdio = "attach", stdio
+        c.streams = tuple(n for name, n in STREAMS.items() if req.get(name))
+        c.stdin = bool(req.get("stdin")) and stdio.stdin_fd >= 0 and not stdio.stdin_close
+        c.stdin_once = bool(req.get("stdin_once", True))
+        c.closing = ended  # (then closed as soon as the reply is sent)
+        self._reply(c, reply or {"ok": True}, close=False)
 
     def _start(self, c: Conn) -> None:
         if self.status != "created":
@@ -419,15 +479,16 @@ class Shim:
             return
         s.done(0, "")
 
-    def _resize(self, c: Conn, req: dict) -> None:
-        if self.master >= 0:
+    def _resize(self, c: Conn, req: dict, master: int = -2) -> None:
+        master = self.stdio.master if master == -2 else master
+        if master >= 0:
             import fcntl
             import termios
 
             try:
                 size = struct.pack("HHHH", int(req.get("height", 0)), int(req.get("width", 0)),
                                    0, 0)
-                fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
+                fcntl.ioctl(master, termios.TIOCSWINSZ, size)
             except (OSError, ValueError, TypeError, struct.error) as e:
                 self._reply(c, {"ok": False, "error": f"ioctl(TIOCSWINSZ): {e}"})
                 return
@@ -436,9 +497,9 @@ class Shim:
     # -- the exit -----------------------------------------------------------------------
     def _advance(self) -> None:
         now = time.monotonic()
-        if self.phase == "drain" and (not self.outputs or now >= self.deadline):
-            for fd in list(self.outputs):
-                self._close_output(fd)
+        if self.phase == "drain" and (not self.stdio.outputs or now >= self.deadline):
+            for fd in list(self.stdio.outputs):
+                self._close_output(self.stdio, fd)
             self.unsynced = self._record_exit()  # the waiters have their answer: now the cleanup
             self.phase, self.deadline = "delete", now + FLUSH_TIMEOUT
             self.runtime.run(["delete", self.runtime.id], self._deleted)
@@ -474,15 +535,9 @@ class Shim:
             unsynced = -1
         trace("shim: exit recorded")
         for c in list(self.conns.values()):
-            if c.kind == "wait":
+            if c.kind == "wait" and c.exec_id is None:
                 self._reply(c, self.result)
-            elif c.kind == "attach":
-                c.closing, c.stdin = True, False
-                self._conn_writable(c)  # the rest of the output, or the close
-        self._close_stdin()
-        if self.master >= 0:
-            os.close(self.master)
-            self.master = self.stdin_fd = -1
+        self.close_stdio(self.stdio)
         return unsynced
 
     def _oom_killed(self) -> bool:
