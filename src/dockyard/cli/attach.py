@@ -106,6 +106,22 @@ class Streamer:
     key goes to the container, which echoes) and restored as soon as the
     output ends, or at close()."""
 
+    @classmethod
+    def attach(cls, cli: Cli, container: str, tty: bool, stdin: bool, stdout: bool = True,
+               stderr: bool = True, err_to_out: bool = False, detach_keys: str = ""
+               ) -> "Streamer":
+        """POST /containers/{id}/attach, hijacked, and a streamer on it (not started)."""
+        from dockyard.cli.command import StatusError
+        from dockyard.client import hijack
+
+        try:
+            conn = hijack.attach(cli.client, container, stdin=stdin, stdout=stdout,
+                                 stderr=stderr, detach_keys=detach_keys)
+        except hijack.UpgradeRefused as e:
+            raise StatusError(str(e)) from None
+        return cls(cli, conn, tty, stdin=stdin, stdout=stdout, stderr=stderr,
+                   err_to_out=err_to_out, detach_keys=detach_keys)
+
     def __init__(self, cli: Cli, conn: Hijacked, tty: bool, stdin: bool, stdout: bool,
                  stderr: bool, err_to_out: bool = False, detach_keys: str = ""):
         self.cli = cli
@@ -387,7 +403,6 @@ def attach(cli: Cli, argv: list[str], path: str) -> int:
     ends, then the container's exit status."""
     from dockyard.cli.command import PROG, StatusError
     from dockyard.cli.pflag import FlagSet
-    from dockyard.client import hijack
     fs = FlagSet(path, "[OPTIONS] CONTAINER",
                  "Attach local standard input, output, and error streams to a running container",
                  aliases=f"{PROG} container attach, {PROG} attach", args=(1, 1))
@@ -408,13 +423,7 @@ def attach(cli: Cli, argv: list[str], path: str) -> int:
         with_stdin = not o.no_stdin and bool(config.get("OpenStdin"))
         if o.sig_proxy and not tty:
             proxy = SignalProxy(cli, c["Id"])
-        try:
-            conn = hijack.attach(cli.client, container, stdin=with_stdin, stdout=True,
-                                 stderr=True, detach_keys=keys)
-        except hijack.UpgradeRefused as e:
-            raise StatusError(str(e)) from None
-        streamer = Streamer(cli, conn, tty, stdin=with_stdin, stdout=True, stderr=True,
-                            detach_keys=keys)
+        streamer = Streamer.attach(cli, container, tty, stdin=with_stdin, detach_keys=keys)
         _check_state(cli, container)
         if tty and is_terminal(cli.out):
             resize(cli, c["Id"], grow=1)

@@ -347,20 +347,14 @@ def run(cli: Cli, argv: list[str], path: str) -> int:
 
 def _run_attached(cli: Cli, container_id: str, body: dict, o: Values, attach: bool) -> int:
     """runContainer after the create: attach, wait, start, and the exit status."""
-    from dockyard.client import hijack
     from dockyard.client.api import APIError
     streamer = None
     if attach:
         keys = detach_keys(o.detach_keys)
-        try:
-            conn = hijack.attach(cli.client, container_id, stdin=body["AttachStdin"],
-                                 stdout=body["AttachStdout"], stderr=body["AttachStderr"],
-                                 detach_keys=keys)
-        except hijack.UpgradeRefused as e:
-            raise StatusError(str(e)) from None
-        streamer = Streamer(cli, conn, bool(body["Tty"]), stdin=body["AttachStdin"],
-                            stdout=body["AttachStdout"], stderr=body["AttachStderr"],
-                            err_to_out=bool(body["Tty"]), detach_keys=keys)
+        streamer = Streamer.attach(cli, container_id, bool(body["Tty"]),
+                                   stdin=body["AttachStdin"], stdout=body["AttachStdout"],
+                                   stderr=body["AttachStderr"], err_to_out=bool(body["Tty"]),
+                                   detach_keys=keys)
     try:   # whatever happens, the terminal is given back as it was
         if streamer is not None:
             streamer.start()
@@ -439,7 +433,6 @@ def start(cli: Cli, argv: list[str], path: str) -> int:
 
 def _start_attached(cli: Cli, o: Values) -> int:
     """RunStart with -a or -i: attach, wait, start, and the exit status."""
-    from dockyard.client import hijack
     from dockyard.client.api import APIError
     c = cli.client.get(f"/containers/{o.args[0]}/json")
     container_id = c["Id"]
@@ -451,13 +444,7 @@ def _start_attached(cli: Cli, o: Values) -> int:
     streamer = None
     keys = detach_keys(o.detach_keys)
     try:
-        try:
-            conn = hijack.attach(cli.client, container_id, stdin=with_stdin, stdout=True,
-                                 stderr=True, detach_keys=keys)
-        except hijack.UpgradeRefused as e:
-            raise StatusError(str(e)) from None
-        streamer = Streamer(cli, conn, tty, stdin=with_stdin, stdout=True, stderr=True,
-                            detach_keys=keys)
+        streamer = Streamer.attach(cli, container_id, tty, stdin=with_stdin, detach_keys=keys)
         streamer.start()
         waiter = Waiter(cli, container_id, removed=auto_remove)
         try:
