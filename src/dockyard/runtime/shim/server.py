@@ -30,7 +30,7 @@ from dockyard.runtime.shim.runtime import Created, Runtime, read_available, unix
 DRAIN_TIMEOUT = 2.0   # after the init's exit, wait this long for its stdio to reach EOF
 FLUSH_TIMEOUT = 10.0  # then give attached clients this long to take what is left
 HIGH_WATER = 1 << 20
-READ_SIZE = 1 << 15
+READ_SIZE = 1 << 17  # one read, one log write and one frame per 128 KiB of output
 FRAME = struct.Struct(">BxxxI")
 STREAMS = {"stdout": 1, "stderr": 2}
 
