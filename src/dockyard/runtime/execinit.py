@@ -40,7 +40,8 @@ import os
 import signal
 
 from dockyard.linux import namespaces, rlimits, syscalls
-from dockyard.runtime.init import InitError, _finalize_process, _step, errtext, send
+from dockyard.runtime.init import (InitError, _finalize_process, _setup_console, _step,
+                                   errtext, send)
 from dockyard.runtime.ocicli.bundle import InitConfig
 from dockyard.runtime.ocicli.log import trace
 
@@ -127,7 +128,7 @@ def process(cfg: InitConfig) -> "NoReturn":  # noqa: F821
         # becomes its controlling terminal.
         os.setsid()
         if cfg.terminal:
-            _step("", _setup_console, cfg)
+            _step("", _setup_console, cfg, False)  # (no /dev/console: the init has it)
         _step("error setting rlimits for exec process", rlimits.apply, cfg.rlimits)
         if cfg.no_new_privileges:
             _step("prctl(SET_NO_NEW_PRIVS)", syscalls.set_no_new_privs)
@@ -143,17 +144,3 @@ def process(cfg: InitConfig) -> "NoReturn":  # noqa: F821
             send(cfg.sync_fd, type="error", msg=errtext(e))
         finally:
             os._exit(1)
-
-
-def _setup_console(cfg: InitConfig) -> None:
-    """A pty from the container's devpts (P2 is in its mount namespace), the
-    master to --console-socket, the slave as stdio and controlling terminal."""
-    from dockyard.runtime import console
-
-    master, slave = console.open_pty(cfg.console_size)
-    try:
-        console.send_master(cfg.console_fd, master)
-    finally:
-        os.close(master)
-        os.close(cfg.console_fd)
-    console.become_stdio(slave)

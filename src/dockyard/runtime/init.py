@@ -187,11 +187,14 @@ def _chroot(path: str) -> None:
     os.chdir("/")
 
 
-def _setup_console(cfg: InitConfig) -> None:
+def _setup_console(cfg: InitConfig, mount_console: bool = True) -> None:
+    """A pty from the container's devpts, the master to --console-socket, the
+    slave as stdio and controlling terminal (and, for the init, /dev/console)."""
     from dockyard.runtime import console
     master, slave = console.open_pty(cfg.console_size)
     try:
-        devices.mount_console(slave)
+        if mount_console:
+            devices.mount_console(slave)
         console.send_master(cfg.console_fd, master)
     finally:
         os.close(master)

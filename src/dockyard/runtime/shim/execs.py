@@ -186,7 +186,7 @@ class Execs:
             self.starting.pop(exec_id, None)
             try:
                 pid, stdio = starting.finish(code, message)
-            except _Failed as e:
+            except Failed as e:
                 shim._reply(c, {"ok": False, "error": str(e)})
                 return
             ex = Exec(exec_id, pid, stdio)
@@ -202,10 +202,6 @@ class Execs:
                 shim._reply(c, reply)
 
         starting.run(done)
-
-
-class _Failed(Exception):
-    pass
 
 
 class _Starting:
@@ -232,8 +228,6 @@ class _Starting:
             with open(self.process_file, "w") as f:
                 f.write(json.dumps(process))
         self.io = ProcessIO(runtime, base + ".sock" if process.get("terminal") else None, stdin)
-        self.args = ["exec", "--process", self.process_file, "--detach", "--pid-file",
-                     self.pid_file, *self.io.console_args(), runtime.id]
 
     def run(self, done) -> None:
         """Start it; `done(code, message)` is called once it is over (at once
@@ -241,7 +235,9 @@ class _Starting:
         if self.in_loop:
             self._fork(done)
         else:
-            self.runtime.run(self.args, lambda code, _: done(code, ""), stdio=self.io.stdio)
+            args = ["exec", "--process", self.process_file, "--detach", "--pid-file",
+                    self.pid_file, *self.io.console_args(), self.runtime.id]
+            self.runtime.run(args, lambda code, _: done(code, ""), stdio=self.io.stdio)
 
     def _fork(self, done) -> None:
         from dockyard.runtime import oci
@@ -293,19 +289,17 @@ class _Starting:
         return True
 
     def finish(self, code: int, message: str = ""):
-        """(pid, Stdio) of the exec'd process, or _Failed with the runtime's error."""
+        """(pid, Stdio) of the exec'd process, or Failed with the runtime's error."""
         io = self.io
         try:
             io.runtime_done()
             if code != 0:
-                raise _Failed(message or io.error() or self.runtime.log_error()
+                raise Failed(message or io.error() or self.runtime.log_error()
                               or f"runtime exec exited with status {code}")
             pid = self.pid or self._read_pid_file()
             outputs, stdin_fd = io.ours()
-        except BaseException as e:
+        except BaseException:
             io.close()
-            if isinstance(e, Failed):
-                raise _Failed(str(e)) from None
             raise
         finally:
             if not self.in_loop:
@@ -321,7 +315,7 @@ class _Starting:
             with open(self.pid_file) as f:
                 return int(f.read().strip())
         except (OSError, ValueError) as e:
-            raise _Failed(f"reading the runtime's pid file: {e}") from None
+            raise Failed(f"reading the runtime's pid file: {e}") from None
 
 
 def _unlink(path: str) -> None:
