@@ -67,6 +67,25 @@ def ref_socket() -> str | None:
 
 # --- A throwaway dockyardd ---------------------------------------------------------
 
+# A bridge, subnet and iptables chains of the benchmarks' own (removed at the
+# end), and a resolver on the loopback, so that no lookup leaves the host.
+BENCH_BRIDGE = "dybench0"
+BENCH_CHAINS = "DYBENCH"
+NETWORK_FLAGS = ["--bridge", BENCH_BRIDGE, "--bip", "10.197.0.1/24",
+                 "--iptables-chain-prefix", BENCH_CHAINS, "--dns", "127.0.0.77",
+                 "--default-address-pool", "base=10.196.0.0/16,size=24"]
+
+
+def remove_network_setup() -> None:
+    """The bridge and chains a daemon keeps after it stops (as dockerd keeps docker0)."""
+    subprocess.run(["ip", "link", "del", BENCH_BRIDGE], capture_output=True)
+    from dockyard.network.firewall import Firewall
+    try:
+        Firewall(BENCH_CHAINS).teardown()
+    except Exception as e:  # noqa: BLE001 - report, the figures are already printed
+        print(f"removing the iptables chains {BENCH_CHAINS}: {e}", file=sys.stderr)
+
+
 class Daemon:
     """`with Daemon() as d:` starts dockyardd on a temporary root and socket and stops
     it (SIGTERM to its own PID) on exit; `d.sock`, `d.host`, `d.pid`."""
@@ -86,7 +105,7 @@ class Daemon:
     def __enter__(self) -> "Daemon":
         cmd = [str(DOCKYARDD), "--data-root", str(self.dir / "root"),
                "--exec-root", str(self.dir / "exec"), "-H", self.host,
-               "-p", str(self.dir / "dockyardd.pid")]
+               "-p", str(self.dir / "dockyardd.pid"), *NETWORK_FLAGS]
         log = open(self.dir / "dockyardd.log", "wb")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -112,6 +131,7 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        remove_network_setup()
         # Images need no mounts, but never rmtree through a mount point.
         with open("/proc/mounts") as f:
             mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(self.dir))]

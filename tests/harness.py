@@ -4,6 +4,7 @@ our CLI, the docker CLI, docker-py, and raw API calls."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -32,10 +33,22 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, what: str
         time.sleep(interval)
 
 
+_serial = itertools.count(int.from_bytes(os.urandom(1), "big"))
+
+
 class Daemon:
-    """One dockyardd process and the ways to talk to it."""
+    """One dockyardd process and the ways to talk to it.
+
+    Each daemon gets network resources of its own, so that daemons running at
+    the same time (or left over from a crashed run) never share them: a default
+    bridge `dyt<n>`, its subnet 10.199.<n>.0/24, iptables chains named DY<n>…,
+    and --dns 127.0.0.77, so no container ever asks the host's resolver."""
 
     def __init__(self, base: str):
+        n = next(_serial) % 250
+        self.bridge = f"dyt{os.getpid() % 10000}x{n}"
+        self.bip = f"10.199.{n}.1/24"
+        self.chain_prefix = f"DY{os.getpid() % 10000:04d}X{n:03d}"
         self.base = base
         self.root = os.path.join(base, "root")
         self.exec_root = os.path.join(base, "exec")
@@ -50,10 +63,26 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [DOCKYARDD, "--data-root", self.root, "--exec-root", self.exec_root,
-             "-H", self.host, *extra], stdout=log, stderr=subprocess.STDOUT)
+             "-H", self.host, *self.network_flags(extra), *extra],
+            stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_for(self._answers, what=f"dockyardd on {self.socket} (log: {self.log()})")
         return self
+
+    def network_flags(self, extra: tuple[str, ...]) -> list[str]:
+        flags = {"--bridge": self.bridge, "--bip": self.bip,
+                 "--iptables-chain-prefix": self.chain_prefix, "--dns": "127.0.0.77",
+                 "--default-address-pool": "base=10.198.0.0/16,size=24"}
+        given = {a.split("=")[0] for a in extra}
+        return [x for k, v in flags.items() if k not in given for x in (k, v)]
+
+    def remove_network_setup(self) -> None:
+        """What a daemon keeps on the host after it stops (as dockerd keeps
+        docker0 and its chains): the default bridge and our iptables chains."""
+        from dockyard.network.firewall import Firewall
+
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        Firewall(self.chain_prefix).teardown()
 
     def _answers(self) -> bool:
         if self.proc.poll() is not None:
@@ -133,6 +162,7 @@ def running_daemon():
         yield d
     finally:
         d.stop()
+        d.remove_network_setup()
         leaked = mounts_under(base)
         for m in reversed(leaked):
             subprocess.run(["umount", "-l", m], check=False)

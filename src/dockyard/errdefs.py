@@ -53,3 +53,8 @@ class System(DockyardError):
 
 class DataLoss(System):
     """Stored data is corrupt or does not match its digest."""
+
+
+def kind_of(error: DockyardError) -> type[DockyardError]:
+    """The kind above, of an error of some subclass (for a new error of the same kind)."""
+    return next(k for k in type(error).__mro__ if k.__module__ == __name__)

@@ -92,14 +92,18 @@ def test_one_daemon_per_data_root(daemon, tmp_path):
 
 def test_sigterm_shuts_down_cleanly(tmp_path):
     d = Daemon(str(tmp_path))
-    d.start("--pidfile", str(tmp_path / "d.pid"))
-    assert (tmp_path / "d.pid").read_text().strip() == str(d.proc.pid)
-    assert d.stop(signal.SIGTERM) == 0
-    assert not os.path.exists(d.socket)
-    assert not (tmp_path / "d.pid").exists()
-    # The lock went with the process: a new daemon takes the same root at once.
-    d.start()
-    assert d.stop() == 0
+    try:
+        d.start("--pidfile", str(tmp_path / "d.pid"))
+        assert (tmp_path / "d.pid").read_text().strip() == str(d.proc.pid)
+        assert d.stop(signal.SIGTERM) == 0
+        assert not os.path.exists(d.socket)
+        assert not (tmp_path / "d.pid").exists()
+        # The lock went with the process: a new daemon takes the same root at once.
+        d.start()
+        assert d.stop() == 0
+    finally:
+        d.stop()
+        d.remove_network_setup()
 
 
 def test_config_file_and_conflicting_flag(tmp_path):
@@ -121,6 +125,7 @@ def test_two_daemons_side_by_side(daemon, tmp_path):
         assert daemon.api().get("/info")["DockerRootDir"] == daemon.root
     finally:
         assert other.stop() == 0
+        other.remove_network_setup()
 
 
 @pytest.mark.parametrize("path", ["/images/json", "/v1.41/images/json"])

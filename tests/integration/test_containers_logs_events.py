@@ -127,7 +127,12 @@ class Events:
             self.items.append(json.loads(line))
 
     def actions(self, type_: str = "container") -> list[str]:
-        return [e["Action"] for e in list(self.items) if e["Type"] == type_]
+        return [e["Action"] for e in self.of(type_)]
+
+    def of(self, type_: str = "container") -> list[dict]:
+        """The events of one type (a container's start and exit also bring
+        `network` connect and disconnect events, as with dockerd)."""
+        return [e for e in list(self.items) if e["Type"] == type_]
 
     def wait_for(self, *actions: str) -> list[str]:
         wait_for(lambda: self.actions()[-len(actions):] == list(actions), timeout=20,
@@ -145,14 +150,18 @@ def test_event_order_for_run_rm(dy):
         dy.docker("run", "--rm", "--network", "none", "-l", "k=v", IMAGE, "sh", "-c", "exit 3")
         assert events.wait_for("create", "attach", "start", "die", "destroy") == \
             ["create", "attach", "start", "die", "destroy"]
-        cid = events.items[0]["id"]
-        for e in events.items:
+        cid = events.of()[0]["id"]
+        for e in events.of():
             assert e["id"] == e["Actor"]["ID"] == cid and e["status"] == e["Action"]
             assert e["from"] == IMAGE and e["scope"] == "local"
             assert e["Actor"]["Attributes"]["image"] == IMAGE
             assert e["Actor"]["Attributes"]["k"] == "v"
             assert e["time"] == e["timeNano"] // 10**9
-        assert events.items[3]["Actor"]["Attributes"]["exitCode"] == "3"
+        assert events.of()[3]["Actor"]["Attributes"]["exitCode"] == "3"
+        network = events.of("network")
+        assert [e["Action"] for e in network] == ["connect", "disconnect"]
+        assert all(e["Actor"]["Attributes"] == {"container": cid, "name": "none", "type": "null"}
+                   and "id" not in e for e in network)
     finally:
         events.close()
 
@@ -169,12 +178,12 @@ def test_events_of_the_whole_lifecycle(dy):
         expected = ["create", "start", "pause", "unpause", "kill", "rename", "kill", "kill", "die",
                     "stop", "start", "restart", "kill", "die", "destroy"]
         assert events.wait_for(*expected[-3:]) == expected
-        by_action = [(e["Action"], e["Actor"]["Attributes"]) for e in events.items]
+        by_action = [(e["Action"], e["Actor"]["Attributes"]) for e in events.of()]
         assert by_action[4][1]["signal"] == "10"
         assert by_action[5][1]["oldName"] == "/ev" and by_action[5][1]["name"] == "ev2"
         assert [a["signal"] for act, a in by_action[6:8]] == ["15", "9"]
         assert by_action[8][1]["exitCode"] == "137"
-        assert all(e["id"] == cid for e in events.items)
+        assert all(e["id"] == cid for e in events.of())
     finally:
         events.close()
 
@@ -205,7 +214,8 @@ def test_event_filters_and_since_until(dy):
                                                                              "create e2"]
     assert past("--filter", "type=image") == []
     assert past("--filter", "event=bogus") == []
-    assert len(past("--filter", "bogus=1")) == 2 * 4  # an unknown filter is ignored, as dockerd
+    # an unknown filter is ignored, as dockerd: 4 container events, 2 network ones each
+    assert len(past("--filter", "bogus=1")) == 2 * 6
     r = dy.docker("events", "--since", until, "--until", since)
     assert r.returncode == 1 and "cannot be after `until` time" in r.stderr
     # a stream with only `until` in the future gets the backlog and what comes, then ends

@@ -114,6 +114,15 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
         "save": COMMANDS["save"],
         "tag": COMMANDS["tag"],
     }, {"list": "ls", "remove": "rm", "rmi": "rm"}),
+    "network": ("Manage networks", {
+        "connect": ("network", "connect", "Connect a container to a network"),
+        "create": ("network", "create", "Create a network"),
+        "disconnect": ("network", "disconnect", "Disconnect a container from a network"),
+        "inspect": ("network", "inspect", "Display detailed information on one or more networks"),
+        "ls": ("network", "list_networks", "List networks"),
+        "prune": ("network", "prune", "Remove all unused networks"),
+        "rm": ("network", "remove", "Remove one or more networks"),
+    }, {"list": "ls", "remove": "rm"}),
     "system": ("Manage Docker", {
         "df": ("usage", "df", "Show docker disk usage"),
         "events": ("events", "events", "Get real time events from the server"),

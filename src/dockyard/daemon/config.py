@@ -19,7 +19,14 @@ FILE_KEYS = {
     "hosts": "hosts", "data_root": "data-root", "exec_root": "exec-root",
     "pidfile": "pidfile", "debug": "debug", "log_level": "log-level", "labels": "labels",
     "default_runtime": "default-runtime", "runtimes": "runtimes",
+    "bridge": "bridge", "bip": "bip", "fixed_cidr": "fixed-cidr",
+    "default_address_pools": "default-address-pools", "mtu": "mtu",
+    "iptables": "iptables", "ip_forward": "ip-forward", "ip_masq": "ip-masq", "icc": "icc",
+    "userland_proxy": "userland-proxy", "ip": "ip", "dns": "dns", "dns_search": "dns-search",
+    "dns_opts": "dns-opts", "iptables_chain_prefix": "iptables-chain-prefix",
 }
+
+DEFAULT_BRIDGE = "dockyard0"
 
 
 class ConfigError(Exception):
@@ -37,6 +44,24 @@ class Config:
     labels: list[str] = field(default_factory=list)
     default_runtime: str = "dockyard"
     runtimes: dict = field(default_factory=dict)  # name -> {"path": ...}, as daemon.json
+    # networking, as dockerd's flags of the same names
+    bridge: str = DEFAULT_BRIDGE          # the default network's Linux bridge ("none": no default network)
+    bip: str | None = None                # the bridge's address and prefix, e.g. 172.17.0.1/16
+    fixed_cidr: str | None = None         # the part of the subnet containers get addresses from
+    default_address_pools: list = field(default_factory=list)  # [{"base": CIDR, "size": N}]
+    mtu: int = 1500
+    iptables: bool = True
+    ip_forward: bool = True
+    ip_masq: bool = True
+    icc: bool = True                      # containers on the default bridge may talk to each other
+    userland_proxy: bool = True
+    ip: str = "0.0.0.0"                   # host address of published ports that name none
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_opts: list[str] = field(default_factory=list)
+    # Our chains are <prefix>, <prefix>-ISOLATION-STAGE-1, ...: a second daemon on the
+    # same host (with its own bridge) takes another prefix so neither rebuilds the other's.
+    iptables_chain_prefix: str = "DOCKYARD"
 
     @property
     def pidfile_path(self) -> str:
@@ -60,8 +85,47 @@ def parser() -> argparse.ArgumentParser:
                    help="default OCI runtime for containers (default dockyard)")
     p.add_argument("--add-runtime", dest="runtimes", action="append", metavar="NAME=PATH",
                    help="register an additional OCI runtime")
+    net = p.add_argument_group("networking")
+    net.add_argument("-b", "--bridge", dest="bridge",
+                     help=f"attach containers to a network bridge (default {DEFAULT_BRIDGE}; 'none': no default network)")
+    net.add_argument("--bip", dest="bip", help="specify network bridge IP (CIDR)")
+    net.add_argument("--fixed-cidr", dest="fixed_cidr", help="IPv4 subnet for fixed IPs")
+    net.add_argument("--default-address-pool", dest="default_address_pools", action="append",
+                     type=_address_pool, metavar="base=CIDR,size=N",
+                     help="default address pools for node specific local networks")
+    net.add_argument("--mtu", dest="mtu", type=int, help="set the containers network MTU (default 1500)")
+    for name, what in (("iptables", "enable addition of iptables rules"),
+                       ("ip-forward", "enable net.ipv4.ip_forward"),
+                       ("ip-masq", "enable IP masquerading"),
+                       ("icc", "enable inter-container communication"),
+                       ("userland-proxy", "use userland proxy for loopback traffic")):
+        net.add_argument(f"--{name}", dest=name.replace("-", "_"), type=_bool, nargs="?",
+                         const=True, metavar="true|false", help=f"{what} (default true)")
+    net.add_argument("--ip", dest="ip", help="default IP when binding container ports (default 0.0.0.0)")
+    net.add_argument("--dns", dest="dns", action="append", help="DNS server to use")
+    net.add_argument("--dns-search", dest="dns_search", action="append", help="DNS search domains to use")
+    net.add_argument("--dns-opt", dest="dns_opts", action="append", help="DNS options to use")
+    net.add_argument("--iptables-chain-prefix", dest="iptables_chain_prefix",
+                     help="name prefix of the daemon's iptables chains (default DOCKYARD)")
     p.add_argument("-v", "--version", action="store_true", help="print version information and quit")
     return p
+
+
+def _bool(text: str) -> bool:
+    """Go's strconv.ParseBool, which dockerd's boolean flags use (--iptables=false)."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"parse error on {text!r}: invalid syntax")
+
+
+def _address_pool(text: str) -> dict:
+    """base=10.10.0.0/16,size=24 as dockerd's --default-address-pool."""
+    pool = dict(kv.partition("=")[::2] for kv in text.split(","))
+    if set(pool) != {"base", "size"} or not pool["size"].isdigit():
+        raise argparse.ArgumentTypeError(f"invalid address pool {text!r}: use base=CIDR,size=N")
+    return {"base": pool["base"], "size": int(pool["size"])}
 
 
 def load(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:

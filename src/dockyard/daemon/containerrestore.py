@@ -63,6 +63,7 @@ async def restore(svc) -> None:
     finally:
         svc.restarts.restoring = False
     await fork_server
+    await svc.networking.remove_stale()
     await svc.restarts.start_all([c for c in list(svc.containers.values())
                                   if svc.restarts.restart_at_restore(c)])
 
@@ -89,7 +90,8 @@ async def _restore(svc, c: Container) -> None:
         await svc.force_delete(c)
         if c.running:
             c.set_stopped(137)
-            svc.checkpoint(c)
+        await svc.networking.release(c)
+        svc.checkpoint(c)
         await asyncio.to_thread(svc.unmount_rootfs, c, False)
         await svc.forget_shim(c)
         await svc.shim_gone(c)  # (and its bundle with it)
@@ -103,14 +105,18 @@ async def _restore(svc, c: Container) -> None:
             log.info("container %s started as the daemon stopped: taken back", c.short_id)
             c.set_running(shim.pid)
             svc.checkpoint(c)
+        await svc.networking.restore(c)
         svc.adopt(c, shim)
         return
     if c.running:  # and no shim: it was killed, or ended while no daemon watched
         await svc.handle_exit(c, await svc.after_lost_shim(c))
         await svc.shim_gone(c)
         return
-    # Not running: nothing of it may be left mounted or in a cgroup.
+    # Not running: nothing of it may be left mounted or in a cgroup, nor any
+    # of its network.
     await svc.force_delete(c)
+    if await svc.networking.release(c):
+        svc.checkpoint(c)
     if os.path.exists(svc.bundle(c)):
         log.info("container %s: unmounting what a cut-short start or exit left", c.short_id)
         await asyncio.to_thread(svc.unmount_rootfs, c, shim is None)

@@ -88,6 +88,7 @@ class ContainerService:
         self._old_shims: dict[str, asyncio.Task] = {}  # id -> a task done when that shim is gone
         self._restarting: set[str] = set()  # AutoRemove is held off while these restart
         self.on_exit_hooks: list[Callable] = []
+        self.networking = None  # daemon/containernetwork.py, set by the daemon's wiring
         self.restarts = Restarts(self)  # restart policies (daemon/restarts.py)
         images.container_using = self.using_image
         for record_id, record in self.records.load_all():
@@ -224,7 +225,9 @@ class ContainerService:
             "AppArmorProfile": "", "ExecIDs": None, "HostConfig": hc, "Config": config,
         }
         parent = chain_ids(image.diff_ids)[-1] if image.diff_ids else None
-        return Container(record), parent, warnings
+        c = Container(record)
+        self.networking.on_create(c, body.get("NetworkingConfig"))
+        return c, parent, warnings
 
     def _create_on_disk(self, c: Container, parent: str | None) -> None:
         self.images.snapshots.prepare(c.id, parent, {"container": c.id})
@@ -287,12 +290,16 @@ class ContainerService:
     async def _start_steps(self, c: Container) -> None:
         from dockyard.runtime import shimclient
 
-        mode = c.host_config.get("NetworkMode") or "default"
-        if mode not in ("default", "bridge", "none", "host") and not mode.startswith("container:"):
-            raise errdefs.NotFound(f"network {mode} not found")
         shimclient.prepare_spawn()  # (the fork server gets ready while we prepare the bundle)
         async with contextlib.AsyncExitStack() as undo:
-            await asyncio.to_thread(self._prepare, c)
+            try:
+                netns_path = await self.networking.attach(c)
+            except errdefs.DockyardError as e:
+                raise self._start_failed(c, str(e), errdefs.kind_of(e)) from e
+            undo.push_async_callback(self.networking.release, c)
+            if netns_path:  # what is allocated is on disk before anything uses it
+                self.checkpoint(c)
+            await asyncio.to_thread(self._prepare, c, netns_path)
             undo.push_async_callback(asyncio.to_thread, self.unmount_rootfs, c)
             log_config = c.host_config["LogConfig"]
             try:
@@ -323,11 +330,12 @@ class ContainerService:
         self.emit(c, "start")
         live.watcher = asyncio.create_task(self._watch(c, live))
 
-    def _start_failed(self, c: Container, message: str) -> errdefs.DockyardError:
+    def _start_failed(self, c: Container, message: str,
+                      kind: type = errdefs.System) -> errdefs.DockyardError:
         """daemon/errors.go translateContainerdStartErr: the exit code and error
         a start that failed leaves, and the kind of error it is."""
         lower = message.lower()
-        code, error = 128, errdefs.System(message)
+        code, error = 128, kind(message)
         if "executable file not found" in lower or "no such file or directory" in lower:
             code, error = 127, errdefs.InvalidParameter(message)
         if "permission denied" in lower:
@@ -340,7 +348,7 @@ class ContainerService:
         self.checkpoint(c)
         return error
 
-    def _prepare(self, c: Container) -> None:
+    def _prepare(self, c: Container, netns_path: str | None) -> None:
         """The bundle: rootfs mounted, /etc files written, config.json (one
         worker-thread hop for all of it)."""
         from dockyard.linux.mount import mount_all
@@ -353,7 +361,7 @@ class ContainerService:
         if not os.path.ismount(rootfs):
             mount_all(self.images.snapshots.mounts(c.id), rootfs)
         try:
-            files = etcfiles.for_container(c, self.data_dir(c))
+            files = etcfiles.for_container(c, self.data_dir(c), self.networking.etc_view(c))
             c.record.update(ResolvConfPath=files["resolv.conf"], HostnamePath=files["hostname"],
                             HostsPath=files["hosts"])
             if c.host_config["LogConfig"]["Type"] in ("json-file", "local"):
@@ -361,7 +369,7 @@ class ContainerService:
             image = self.images.images.get(c.image_id)
             try:
                 spec = oci_spec.build({**c.record, "ID": c.id}, image.container_config, rootfs,
-                                      files)
+                                      files, netns_path=netns_path)
             except ValueError as e:  # SpecError, UserLookupError: what the user asked for
                 raise errdefs.InvalidParameter(str(e)) from e
             with open(os.path.join(self.bundle(c), "config.json"), "wb") as f:
@@ -456,6 +464,9 @@ class ContainerService:
         self.emit(c, "die", exitCode=str(exit_code))
         await asyncio.to_thread(self.unmount_rootfs, c, False)
         await self.forget_shim(c)  # the bundle goes once the shim has
+        # its addresses are free before a restart asks for them again
+        if await self.networking.release(c) and not auto_remove:
+            self.checkpoint(c)
         self.live.pop(c.id, None)
         if live is not None and not live.exited.done():
             live.exited.set_result(exit_code)

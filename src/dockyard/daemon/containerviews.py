@@ -9,6 +9,7 @@ from typing import Any
 from dockyard import errdefs
 from dockyard.daemon.filtering import labels_match
 from dockyard.daemon.container import Container, parse_time
+from dockyard.network import ports
 from dockyard.storage.layer import chain_ids
 
 PS_FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "since",
@@ -16,28 +17,18 @@ PS_FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
-def _network_mode(c: Container) -> str:
-    mode = c.host_config.get("NetworkMode") or "default"
-    return "bridge" if mode == "default" else mode
-
-
-def _endpoint(network: str) -> dict[str, Any]:
-    return {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "",
-            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "MacAddress": "", "DriverOpts": None}
-
-
 def network_settings(c: Container) -> dict[str, Any]:
-    mode = _network_mode(c)
-    networks = {} if mode.startswith("container:") else {mode: _endpoint(mode)}
-    return {
+    """NetworkSettings as dockerd shows it (the record keeps what start made)."""
+    ns = copy.deepcopy(c.record.get("NetworkSettings") or {})
+    out = {
         "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
         "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
         "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks,
+        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {},
     }
+    out.update({k: v for k, v in ns.items() if k in out})
+    return out
 
 
 def inspect(svc, c: Container, size: bool = False) -> dict[str, Any]:
@@ -89,7 +80,7 @@ def sizes(svc, c: Container) -> tuple[int, int]:
 
 
 def summary(svc, c: Container, size: bool = False) -> dict[str, Any]:
-    mode = _network_mode(c)
+    ns = network_settings(c)
     out = {
         "Id": c.id,
         "Names": [c.name],
@@ -97,12 +88,14 @@ def summary(svc, c: Container, size: bool = False) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": c.command_line(),
         "Created": int(parse_time(c.record["Created"])),
-        "Ports": [],
+        "Ports": ports.list_view(ns["Ports"] or {}),
         "Labels": c.config.get("Labels") or {},
         "State": c.state["Status"],
         "Status": c.status_text(),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": {} if mode.startswith("container:") else {mode: _endpoint(mode)}},
+        # (the list leaves the aliases out, as dockerd's)
+        "NetworkSettings": {"Networks": {name: {**ep, "Aliases": None}
+                                         for name, ep in ns["Networks"].items()}},
         "Mounts": list(c.record.get("Mounts") or []),
     }
     if size:
@@ -195,8 +188,12 @@ def _keep(svc, c: Container, filters: dict[str, list[str]]) -> bool:
         health = (c.state.get("Health") or {}).get("Status", "none")
         if health not in filters["health"]:
             return False
-    if "network" in filters and _network_mode(c) not in filters["network"]:
-        return False
+    if "network" in filters:
+        nets = (c.record.get("NetworkSettings") or {}).get("Networks") or {}
+        known = set(nets) | {ep.get("NetworkID") for ep in nets.values()} - {"", None}
+        if not any(v in known or any(k.startswith(v) for k in known if len(v) >= 1 and
+                                     k != v and len(k) == 64) for v in filters["network"]):
+            return False
     return True
 
 

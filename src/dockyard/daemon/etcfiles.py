@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 
 
 HOSTS_DEFAULT = (
@@ -59,11 +60,30 @@ def resolv_conf(host_text: str, dns: list[str] | None = None, search: list[str] 
     return "\n".join(out) + "\n"
 
 
-def for_container(c, directory: str) -> dict[str, str]:
+@dataclass
+class NetworkView:
+    """What the files need to know of the container's network."""
+    addresses: list[str] = field(default_factory=list)  # its own, one hosts line each
+    embedded_dns: bool = False       # on a user-defined network: 127.0.0.11 answers
+    host_gateway: str = ""           # what --add-host NAME:host-gateway stands for
+    default_dns: list[str] = field(default_factory=list)      # the daemon's --dns ...
+    default_search: list[str] = field(default_factory=list)
+    default_options: list[str] = field(default_factory=list)
+
+
+def for_container(c, directory: str, view: NetworkView | None = None,
+                  in_place: bool = False) -> dict[str, str]:
     """Write a container's three files into `directory` (its data dir), as
     dockerd makes them: with --network host the host's /etc/hosts and
-    resolv.conf, else docker's hosts and the host's resolv.conf without its
-    loopback nameservers, with --add-host, --dns, --dns-search, --dns-option."""
+    resolv.conf; else docker's hosts with --add-host entries and a line for
+    each address of the container, and a resolv.conf that is either the
+    embedded DNS server's (user-defined networks) or the host's without its
+    loopback nameservers; --dns, --dns-search and --dns-option (or the
+    daemon's defaults) override what they name.
+
+    `in_place` rewrites the files of a running container: they are bind
+    mounts, which follow the inode, not the name."""
+    view = view or NetworkView()
     hc = c.host_config
     hostname = c.config.get("Hostname") or c.short_id
     mode = hc.get("NetworkMode") or "default"
@@ -71,18 +91,65 @@ def for_container(c, directory: str) -> dict[str, str]:
         with open("/etc/hosts") as f:
             hosts_text = f.read()
     else:
-        hosts_text = hosts([tuple(h.split(":", 1)[::-1]) for h in hc.get("ExtraHosts") or []])
+        extra = []
+        for entry in hc.get("ExtraHosts") or []:
+            name, _, address = entry.partition(":")
+            extra.append((view.host_gateway if address == "host-gateway" else address, name))
+        names = hostname
+        if c.config.get("Domainname"):
+            names = f"{hostname}.{c.config['Domainname']} {hostname}"
+        hosts_text = hosts(extra + [(address, names) for address in view.addresses])
     try:
         with open("/etc/resolv.conf") as f:
             host_resolv = f.read()
     except OSError:
         host_resolv = ""
-    resolv = host_resolv if mode == "host" else resolv_conf(
-        host_resolv, hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions"))
-    return write(directory, hostname, hosts_text, resolv)
+    dns = hc.get("Dns") or view.default_dns
+    search = hc.get("DnsSearch") or view.default_search
+    options = hc.get("DnsOptions") or view.default_options
+    if mode == "host":
+        resolv = host_resolv
+    elif view.embedded_dns:
+        # The embedded server forwards what it does not know to the servers
+        # the container would otherwise have had.
+        resolv = embedded_resolv_conf(host_resolv, search, options)
+    else:
+        resolv = resolv_conf(host_resolv, dns, search, options)
+    return write(directory, hostname, hosts_text, resolv, in_place)
 
 
-def write(directory: str, hostname: str, hosts_text: str, resolv_text: str) -> dict[str, str]:
+def embedded_resolv_conf(host_text: str, search: list[str] | None,
+                         options: list[str] | None) -> str:
+    """resolv.conf on a user-defined network: only the embedded server, and
+    ndots:0 unless the user set ndots (as libnetwork's sandbox does)."""
+    template = resolv_conf(host_text, ["127.0.0.11"], search, options)
+    if "ndots:" not in template:
+        lines = template.splitlines()
+        opts = [i for i, line in enumerate(lines) if line.startswith("options ")]
+        if opts:
+            lines[opts[0]] += " ndots:0"
+        else:
+            lines.append("options ndots:0")
+        template = "\n".join(lines) + "\n"
+    return template
+
+
+def upstream_nameservers(c, default_dns: list[str]) -> list[str]:
+    """The servers the embedded DNS forwards to for this container."""
+    dns = c.host_config.get("Dns") or default_dns
+    if dns:
+        return list(dns)
+    try:
+        with open("/etc/resolv.conf") as f:
+            host_text = f.read()
+    except OSError:
+        return []
+    return [line.split()[1] for line in host_text.splitlines()
+            if line.startswith("nameserver") and len(line.split()) > 1]
+
+
+def write(directory: str, hostname: str, hosts_text: str, resolv_text: str,
+          in_place: bool = False) -> dict[str, str]:
     """Write the three files into `directory` (each only if its content changed).
 
     They are derived anew at every start, so they are replaced atomically (a
@@ -93,8 +160,17 @@ def write(directory: str, hostname: str, hosts_text: str, resolv_text: str) -> d
              "resolv.conf": os.path.join(directory, "resolv.conf")}
     for key, text in (("hostname", hostname + "\n"), ("hosts", hosts_text),
                       ("resolv.conf", resolv_text)):
-        _replace(paths[key], text.encode())
+        (_overwrite if in_place else _replace)(paths[key], text.encode())
     return paths
+
+
+def _overwrite(path: str, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        if f.read() == data:
+            return
+        f.seek(0)
+        f.write(data)
+        f.truncate()
 
 
 def _replace(path: str, data: bytes) -> None:

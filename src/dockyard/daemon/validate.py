@@ -39,6 +39,10 @@ def validate_config(config: dict[str, Any]) -> None:
 def validate_create(config: dict[str, Any], hc: dict[str, Any], runtimes) -> list[str]:
     validate_config(config)
     warnings: list[str] = []
+    if hc.get("NetworkMode") == "host" and hc.get("PortBindings"):
+        # (dockerd drops them: the host's own ports are the container's)
+        hc["PortBindings"] = {}
+        warnings.append("Published ports are discarded when using host network mode")
     memory = hc.get("Memory") or 0
     if memory and memory < MIN_MEMORY:
         raise errdefs.InvalidParameter("Minimum memory limit allowed is 6MB")

@@ -18,10 +18,16 @@
         fs/                               the layer's files (an overlay lower or upper dir)
         work/                             overlay's workdir (only for active snapshots)
       containers/<id>/                    a container's record, bundle, logs
+      networks/<id>/network.json          a network's record: docker's fields, its Linux
+                                          bridge, its subnets and gateways (the addresses
+                                          endpoints hold are in the containers' records)
 
     <exec-root>/                          default /run/dockyard (tmpfs: gone at reboot)
       dockyardd.pid                       default pidfile
       dockyard.sock                       default API socket
+      netns/<container-id>                a container's network namespace (sandbox), pinned
+                                          by a bind mount while the container runs
+      proxies/<container-id>.pid          the userland proxy serving its published ports
 
 A chain ID (OCI image spec) names a stack of layers: chain_id(L0) = diff_id(L0),
 chain_id(L0..n) = sha256(chain_id(L0..n-1) + " " + diff_id(Ln)). Two images that
@@ -101,8 +107,13 @@ class Layout:
     def container(self, container_id: str) -> str:
         return os.path.join(self.containers, container_id)
 
+    # -- networks -------------------------------------------------------------
+    @property
+    def networks(self) -> str:
+        return os.path.join(self.root, "networks")
+
     def create(self) -> None:
         """Make the directories of the tree (idempotent)."""
         for d in (self.tmp, self.blobs, self.ingest, self.image_meta_dir, self.layers,
-                  self.snapshots, self.containers):
+                  self.snapshots, self.containers, self.networks):
             os.makedirs(d, mode=0o700, exist_ok=True)

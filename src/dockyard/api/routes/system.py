@@ -32,11 +32,10 @@ async def disk_usage(request: web.Request) -> web.Response:
 
 
 async def prune_nothing(request: web.Request) -> web.Response:
-    """Networks, volumes and the build cache are not managed by this engine yet,
-    so there is nothing of them to prune; `docker system prune` asks anyway."""
+    """Volumes and the build cache are not managed by this engine yet, so there
+    is nothing of them to prune; `docker system prune` asks anyway."""
     kind = request.path.rstrip("/").split("/")[-2]
-    empty = {"networks": {"NetworksDeleted": None},
-             "volumes": {"VolumesDeleted": None, "SpaceReclaimed": 0},
+    empty = {"volumes": {"VolumesDeleted": None, "SpaceReclaimed": 0},
              "build": {"CachesDeleted": None, "SpaceReclaimed": 0}}[kind]
     return json_response(empty)
 
@@ -47,5 +46,5 @@ def register(router: Router) -> None:
     router.add("GET", "/version", version)
     router.add("GET", "/info", info)
     router.add("GET", "/system/df", disk_usage)
-    for kind in ("networks", "volumes", "build"):
+    for kind in ("volumes", "build"):
         router.add("POST", f"/{kind}/prune", prune_nothing)
