@@ -3,10 +3,6 @@ inspect, as docker's CLI prints them (cli/command/container/port.go).
 
     dockyard port CONTAINER                  every mapping, "80/tcp -> 0.0.0.0:8080"
     dockyard port CONTAINER 80[/tcp]         the host addresses of one port
-
-Until containers get networks of their own nothing is published, so the
-first form prints nothing and the second says there is no public port; the
-command is here so that scripts and the docker CLI's users find it.
 """
 
 from __future__ import annotations
