@@ -209,7 +209,7 @@ def main() -> None:
                        ("conn_gateway", "HTTP connections/s, bridge address")):
         rows.append([label] + [f"{results[n]['ports'][key]:.0f}" for n in names])
     print_table("published ports", ["figure", *names], rows)
-    print_table(f"name lookup from a container (docker exec + nslookup), ms, median / p95",
+    print_table("name lookup from a container (docker exec + nslookup), ms, median / p95",
                 ["figure", *names],
                 [["nslookup NAME"] + [f"{ms(median(results[n]['dns']))} / "
                                       f"{ms(p95(results[n]['dns']))}" if "dns" in results[n]
