@@ -319,3 +319,23 @@ def test_rename_and_mac_address_and_events(dk):
                 and e["Actor"]["Attributes"]["container"] == a]
     assert connects and connects[0]["Actor"]["Attributes"]["name"] == "dyt-nr"
     assert connects[0]["Actor"]["Attributes"]["type"] == "bridge"
+
+
+def test_connect_a_stopped_container_takes_effect_at_start(dk):
+    dk.network("dyt-nst", "--subnet", "10.231.10.0/24")
+    cid = dk("create", IMAGE, "sleep", "300")
+    dk.made_containers.append(cid)
+    dk("network", "connect", "--alias", "later", "dyt-nst", cid)
+    nets = dk.inspect(cid)["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge", "dyt-nst"} and nets["dyt-nst"]["IPAddress"] == ""
+    dk("start", cid)
+    nets = dk.inspect(cid)["NetworkSettings"]["Networks"]
+    assert nets["dyt-nst"]["IPAddress"].startswith("10.231.10.")
+    assert nets["dyt-nst"]["Aliases"] == ["later", cid[:12]]
+    links = ns_links(pid_of(dk, cid))
+    assert "eth0" in links and "eth1" in links
+    dk("stop", "-t", "0", cid)
+    stopped = dk.inspect(cid)["NetworkSettings"]
+    assert stopped["Networks"]["dyt-nst"]["IPAddress"] == "" and stopped["Ports"] == {}
+    dk("network", "disconnect", "dyt-nst", cid)
+    assert set(dk.inspect(cid)["NetworkSettings"]["Networks"]) == {"bridge"}

@@ -158,6 +158,8 @@ class ContainerNetworking:
     async def attach(self, c: Container) -> str | None:
         """Everything a container's network needs before its process starts;
         returns the namespace it is to join (None: the host's own)."""
+        if "NetworkSettings" not in c.record:  # made before containers had networks
+            self.on_create(c, None)
         mode = network_mode(c)
         if mode == "host":
             ns = settings(c)
