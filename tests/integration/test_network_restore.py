@@ -12,7 +12,7 @@ import signal
 import subprocess
 
 from harness import wait_for
-from test_container_networks import IMAGE, WEB, free_port, http_get, links
+from test_container_networks import IMAGE, WEB, free_port, http_get, veths_of
 
 
 def proxies_running(d) -> list[str]:
@@ -38,14 +38,16 @@ def port_rules(d) -> list[str]:
 
 def assert_nothing_left(d, veths_before: set[str]) -> None:
     assert os.listdir(os.path.join(d.exec_root, "netns")) == []
-    assert links() - veths_before == set()
+    # (a namespace's links go with it in the background, within milliseconds)
+    wait_for(lambda: not veths_of(d) - veths_before, timeout=5,
+             what=f"the veths of removed containers to go: {veths_of(d) - veths_before}")
     assert proxies_running(d) == []
     assert port_rules(d) == []
 
 
 def test_ports_and_names_survive_a_daemon_kill(daemon, loaded_busybox):
     d = daemon
-    veths = links()
+    veths = veths_of(d)
     port = free_port()
     d.docker("network", "create", "--subnet", "10.232.1.0/24", "dyt-rs", check=True)
     web = d.docker("run", "-d", "--name", "dyt-rweb", "--network", "dyt-rs", "-p",
@@ -76,7 +78,7 @@ def test_what_ended_while_the_daemon_was_down_is_removed(daemon, loaded_busybox)
     from dockyard.linux import netns
 
     d = daemon
-    veths = links()
+    veths = veths_of(d)
     port = free_port()
     web = d.docker("run", "-d", "-p", f"127.0.0.1:{port}:80", IMAGE, *WEB,
                    check=True).stdout.strip()
