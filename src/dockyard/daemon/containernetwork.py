@@ -32,7 +32,7 @@ import logging
 import os
 import re
 import secrets
-from typing import Any
+from typing import Any, Iterator
 
 from dockyard import errdefs
 from dockyard.daemon import etcfiles
@@ -74,6 +74,16 @@ def network_mode(c: Container) -> str:
 def settings(c: Container) -> dict[str, Any]:
     """The record's NetworkSettings (made at create)."""
     return c.record.setdefault("NetworkSettings", {"Networks": {}})
+
+
+def endpoints(networks, c: Container) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(network, endpoint settings) for each network of the container that exists."""
+    for name, ep in list(settings(c)["Networks"].items()):
+        try:
+            net = networks.get(ep.get("NetworkID") or name)
+        except errdefs.NotFound:
+            continue
+        yield net, ep
 
 
 class ContainerNetworking:
@@ -274,11 +284,7 @@ class ContainerNetworking:
         joined = (f"container:{c.id}", f"container:{c.name.lstrip('/')}")
         shared = any(o.running and network_mode(o) in joined
                      for o in self.containers.containers.values())
-        for name, ep in list(ns["Networks"].items()):
-            try:
-                net = self.networks.get(ep.get("NetworkID") or name)
-            except errdefs.NotFound:
-                continue
+        for net, ep in endpoints(self.networks, c):
             await self._leave(c, net, ep, unplug=shared)
         c.record.pop("Interfaces", None)
         if ns.get("SandboxKey", "").startswith(self.sandbox_dir):
@@ -300,11 +306,9 @@ class ContainerNetworking:
     def _gateway_endpoint(self, c: Container):
         """(network, endpoint) that published ports forward to: the first bridge
         network the container is on (dockerd's gateway endpoint)."""
-        for name, ep in settings(c)["Networks"].items():
-            if ep.get("IPAddress"):
-                net = self.networks.get(ep.get("NetworkID") or name)
-                if net.driver == "bridge":
-                    return net, ep
+        for net, ep in endpoints(self.networks, c):
+            if ep.get("IPAddress") and net.driver == "bridge":
+                return net, ep
         return None, None
 
     async def _publish(self, c: Container) -> None:
@@ -329,11 +333,8 @@ class ContainerNetworking:
 
     # -- names ------------------------------------------------------------------
     def _uses_dns(self, c: Container) -> bool:
-        return any(self._net(name, ep).user_defined
-                   for name, ep in settings(c)["Networks"].items() if ep.get("EndpointID"))
-
-    def _net(self, name: str, ep: dict):
-        return self.networks.get(ep.get("NetworkID") or name)
+        return any(net.user_defined for net, ep in endpoints(self.networks, c)
+                   if ep.get("EndpointID"))
 
     def etc_endpoints(self, c: Container) -> tuple[list[str], bool]:
         """(the container's addresses, whether it resolves through the embedded DNS)."""
@@ -436,11 +437,7 @@ class ContainerNetworking:
     async def restore(self, c: Container) -> None:
         """A running container taken back: its addresses, ports and DNS are ours again."""
         ns = settings(c)
-        for name, ep in ns["Networks"].items():
-            try:
-                net = self.networks.get(ep.get("NetworkID") or name)
-            except errdefs.NotFound:
-                continue
+        for net, ep in endpoints(self.networks, c):
             for key in ("IPAddress", "GlobalIPv6Address"):
                 if ep.get(key):
                     net.reserve(ep[key])

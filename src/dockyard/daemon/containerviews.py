@@ -191,8 +191,9 @@ def _keep(svc, c: Container, filters: dict[str, list[str]]) -> bool:
     if "network" in filters:
         nets = (c.record.get("NetworkSettings") or {}).get("Networks") or {}
         known = set(nets) | {ep.get("NetworkID") for ep in nets.values()} - {"", None}
-        if not any(v in known or any(k.startswith(v) for k in known if len(v) >= 1 and
-                                     k != v and len(k) == 64) for v in filters["network"]):
+        # a network's name, its ID, or an ID prefix
+        if not any(v in known or v and any(len(k) == 64 and k.startswith(v) for k in known)
+                   for v in filters["network"]):
             return False
     return True
 

@@ -41,7 +41,7 @@ class Daemon:
                                  {name: r["path"] for name, r in config.runtimes.items()})
         self.network_driver = BridgeDriver(
             chain_prefix=config.iptables_chain_prefix, iptables=config.iptables,
-            ip_forward=config.ip_forward, ip_masq=config.ip_masq, icc=config.icc,
+            ip_forward=config.ip_forward, ip_masq=config.ip_masq,
             userland_proxy=config.userland_proxy, mtu=config.mtu)
         self.networks = NetworkService(self.layout, config, self.events.emit,
                                        driver=self.network_driver)

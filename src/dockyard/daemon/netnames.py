@@ -9,9 +9,8 @@ without regard to case.
 
 from __future__ import annotations
 
-from dockyard import errdefs
 from dockyard.daemon import etcfiles
-from dockyard.daemon.containernetwork import settings
+from dockyard.daemon.containernetwork import endpoints, settings
 
 
 class ContainerNames:
@@ -21,18 +20,12 @@ class ContainerNames:
         self.default_dns = default_dns
 
     def _shared_networks(self, container_id: str):
-        """(network, endpoint) for each user-defined network the asker is attached to."""
+        """Each user-defined network the asker is attached to."""
         c = self.containers.containers.get(container_id)
         if c is None:
             return
-        for name, ep in settings(c)["Networks"].items():
-            if not ep.get("EndpointID"):
-                continue
-            try:
-                net = self.networks.get(ep.get("NetworkID") or name)
-            except errdefs.NotFound:
-                continue
-            if net.user_defined:
+        for net, ep in endpoints(self.networks, c):
+            if ep.get("EndpointID") and net.user_defined:
                 yield net
 
     def _peers(self, net):

@@ -43,7 +43,6 @@ HOST_BINDING_IPV4 = "com.docker.network.bridge.host_binding_ipv4"
 INHIBIT_IPV4 = "com.docker.network.bridge.inhibit_ipv4"
 DRIVER_MTU = "com.docker.network.driver.mtu"
 ENABLE_IPV6 = "com.docker.network.enable_ipv6"
-CONTAINER_IFACE_PREFIX = "com.docker.network.container_iface_prefix"
 
 _BOOL_OPTIONS = (ENABLE_IPV6, ENABLE_IP_MASQUERADE, ENABLE_ICC, INHIBIT_IPV4, DEFAULT_BRIDGE)
 
@@ -69,9 +68,7 @@ class BridgeSettings:
         self.mtu = 0
         self.icc = True
         self.ip_masquerade = True
-        self.inhibit_ipv4 = False
         self.default_bridge = False
-        self.host_binding_ipv4: str | None = None
         flags: dict[str, bool] = {}
         for label, value in options.items():
             if label == BRIDGE_NAME:
@@ -89,12 +86,11 @@ class BridgeSettings:
                     raise _parse_error(label, value, str(e)) from None
             elif label == HOST_BINDING_IPV4:
                 try:
-                    self.host_binding_ipv4 = str(ipaddress.ip_address(value))
+                    ipaddress.ip_address(value)
                 except ValueError:
                     raise _parse_error(label, value, "nil ip") from None
         self.icc = flags.get(ENABLE_ICC, True)
         self.ip_masquerade = flags.get(ENABLE_IP_MASQUERADE, True)
-        self.inhibit_ipv4 = flags.get(INHIBIT_IPV4, False)
         self.default_bridge = flags.get(DEFAULT_BRIDGE, False)
         if self.mtu < 0:
             raise errdefs.System(f"invalid MTU number: {self.mtu}")
@@ -153,10 +149,6 @@ class Network:
     @property
     def internal(self) -> bool:
         return bool(self.record["Network"]["Internal"])
-
-    @property
-    def attachable(self) -> bool:
-        return bool(self.record["Network"]["Attachable"])
 
     @property
     def enable_ipv6(self) -> bool:

@@ -35,8 +35,10 @@ from typing import Any, Callable
 
 from dockyard import errdefs, timefilter
 from dockyard.daemon.filtering import labels_match
-from dockyard.daemon.network import (PREDEFINED, BridgeSettings, Network, new_id,
-                                     new_record, pool_record, shown_config)
+from dockyard.daemon.network import (BRIDGE_NAME, DEFAULT_BRIDGE, DRIVER_MTU, ENABLE_ICC,
+                                     ENABLE_IP_MASQUERADE, HOST_BINDING_IPV4, PREDEFINED,
+                                     BridgeSettings, Network, new_id, new_record, pool_record,
+                                     shown_config)
 from dockyard.network import ipam
 from dockyard.store.layout import Layout
 from dockyard.store.records import RecordStore
@@ -137,12 +139,12 @@ class NetworkService:
     def _default_bridge_options(self) -> dict[str, str]:
         """initBridgeDriver's options."""
         return {
-            "com.docker.network.bridge.default_bridge": "true",
-            "com.docker.network.bridge.enable_icc": _go_bool(self.config.icc),
-            "com.docker.network.bridge.enable_ip_masquerade": _go_bool(self.config.ip_masq),
-            "com.docker.network.bridge.host_binding_ipv4": self.config.ip,
-            "com.docker.network.bridge.name": self.config.bridge,
-            "com.docker.network.driver.mtu": str(self.config.mtu),
+            DEFAULT_BRIDGE: "true",
+            ENABLE_ICC: _go_bool(self.config.icc),
+            ENABLE_IP_MASQUERADE: _go_bool(self.config.ip_masq),
+            HOST_BINDING_IPV4: self.config.ip,
+            BRIDGE_NAME: self.config.bridge,
+            DRIVER_MTU: str(self.config.mtu),
         }
 
     def _default_bridge_record(self, current: Network | None, flags: dict) -> dict[str, Any]:
@@ -210,7 +212,7 @@ class NetworkService:
         return self._lookup(ref, lambda n, how: f"network {ref} is ambiguous ({n} matches "
                                                 f"found based on {how})")
 
-    def inspect(self, ref: str, verbose: bool = False, scope: str = "") -> dict[str, Any]:
+    def inspect(self, ref: str, scope: str = "") -> dict[str, Any]:
         """GET /networks/{id}: the router's getNetwork."""
         net = self._lookup(ref, lambda n, how: f"{n} matches found based on {how}: "
                                                f"network {ref} is ambiguous",

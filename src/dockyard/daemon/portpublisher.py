@@ -23,6 +23,7 @@ import logging
 import os
 
 from dockyard import errdefs
+from dockyard.linux import sysctl
 from dockyard.network import portallocator
 from dockyard.network.firewall import PortMapping
 from dockyard.network.ports import Published, Request
@@ -39,8 +40,7 @@ class PortPublisher:
         self.driver = driver
         self.proxies = proxies
         try:
-            with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-                text = f.read()
+            text = sysctl.read("net.ipv4.ip_local_port_range")
         except OSError:
             text = None
         self.allocator = portallocator.PortAllocator(portallocator.ephemeral_range(text))

@@ -267,9 +267,6 @@ class Rtnl:
     def link_set_netns(self, name: str, netns_fd: int) -> None:
         self.link_set(name, netns_fd=netns_fd)
 
-    def link_set_master(self, name: str, bridge: str) -> None:
-        self.link_set(name, master=bridge)
-
     # -- addresses -----------------------------------------------------------
 
     def addr_add(self, ifname: str, cidr: str) -> None:
@@ -484,11 +481,6 @@ def inside(path: str, fn: Callable[[Rtnl], T]) -> T:
 
 # -- one request each, on the daemon's (host) side ---------------------------
 
-def bridge_add(name: str, mtu: int | None = None, mac: str | None = None) -> None:
-    with Rtnl() as rtnl:
-        rtnl.bridge_add(name, mtu, mac)
-
-
 def link_exists(name: str) -> bool:
     with Rtnl() as rtnl:
         return rtnl.link_exists(name)
@@ -499,30 +491,15 @@ def link_delete(name: str) -> None:
         rtnl.link_delete(name)
 
 
-def link_up(name: str) -> None:
-    with Rtnl() as rtnl:
-        rtnl.link_up(name)
-
-
 def link_set_netns(name: str, netns_fd: int) -> None:
     with Rtnl() as rtnl:
         rtnl.link_set_netns(name, netns_fd)
-
-
-def link_set_master(name: str, bridge: str) -> None:
-    with Rtnl() as rtnl:
-        rtnl.link_set_master(name, bridge)
 
 
 def veth_add(name: str, peer: str, **options) -> None:
     """See Rtnl.veth_add for the options."""
     with Rtnl() as rtnl:
         rtnl.veth_add(name, peer, **options)
-
-
-def addr_add(ifname: str, cidr: str) -> None:
-    with Rtnl() as rtnl:
-        rtnl.addr_add(ifname, cidr)
 
 
 def addrs(ifname: str) -> list[str]:

@@ -24,6 +24,7 @@ requests, no subprocess; see linux/netlink.py for why not pyroute2's IPRoute.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 
@@ -156,12 +157,12 @@ def _configure(rtnl: netlink.Rtnl, ifname: str, address: str, gateway: str | Non
                address6: str | None, gateway6: str | None) -> None:
     """The sandbox's side of a join; runs in a thread inside the sandbox."""
     key = f"net/ipv6/conf/{ifname}/disable_ipv6"
-    if sysctl.exists(key):
-        # IPv6 is on for an interface if and only if its network has IPv6
-        # (as dockerd does): otherwise the kernel would still give it a
-        # link-local address and join it to IPv6 multicast groups, open to
-        # router advertisements and neighbour-discovery spoofing from the
-        # bridge. Set before the link is up, so none of that ever starts.
+    # IPv6 is on for an interface if and only if its network has IPv6
+    # (as dockerd does): otherwise the kernel would still give it a
+    # link-local address and join it to IPv6 multicast groups, open to
+    # router advertisements and neighbour-discovery spoofing from the
+    # bridge. Set before the link is up, so none of that ever starts.
+    with contextlib.suppress(FileNotFoundError):  # (no key: IPv6 is off in the kernel)
         sysctl.write(key, 0 if address6 else 1)
     rtnl.addr_add(ifname, address)
     if address6:

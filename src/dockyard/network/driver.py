@@ -20,17 +20,13 @@ from dockyard.network.firewall import Firewall, PortMapping
 
 log = logging.getLogger(__name__)
 
-ICC = "com.docker.network.bridge.enable_icc"
-MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
-
 
 class BridgeDriver:
     def __init__(self, *, chain_prefix: str, iptables: bool, ip_forward: bool, ip_masq: bool,
-                 icc: bool, userland_proxy: bool, mtu: int):
+                 userland_proxy: bool, mtu: int):
         self.firewall = Firewall(chain_prefix, enabled=iptables, userland_proxy=userland_proxy)
         self.ip_forward = ip_forward
         self.ip_masq = ip_masq
-        self.icc = icc
         self.userland_proxy = userland_proxy
         self.mtu = mtu
 
@@ -71,10 +67,9 @@ class BridgeDriver:
         bridge.remove_bridge(net.bridge)
 
     def _rules_of(self, net) -> dict:
-        options = net.options
-        icc = options.get(ICC, "true" if self.icc or not net.is_default_bridge else "false") \
-            == "true"
-        masquerade = self.ip_masq and options.get(MASQUERADE, "true") == "true"
+        """(The default bridge's options carry the daemon's --icc and --ip-masq.)"""
+        icc = net.settings.icc
+        masquerade = self.ip_masq and net.settings.ip_masquerade
         subnets = [str(p.subnet) for p in net.pools if p.version == 4 or net.ipv6]
         return {"bridge": net.bridge, "subnets": subnets, "internal": net.internal,
                 "icc": icc, "masquerade": masquerade}

@@ -95,8 +95,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dockyard.linux import iptables
-
-PROTOCOLS = ("tcp", "udp", "sctp")
+from dockyard.network.ports import PROTOCOLS
 
 # iptables chain names hold at most 28 characters; the longest we derive is
 # P + "-ISOLATION-STAGE-1" (18).

@@ -624,7 +624,8 @@ def _hostname(container: dict, hc: dict) -> str:
 
 
 def _sysctl_exists(name: str) -> bool:
-    return os.path.exists("/proc/sys/" + name.replace(".", "/"))
+    from dockyard.linux import sysctl
+    return sysctl.exists(name)
 
 
 def _cgroups_path(hc: dict, container_id: str) -> str:
