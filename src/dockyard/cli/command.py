@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dockyard.strconv import parse_bool as parse_go_bool
 
 TYPE_CHECKING = False  # typing costs ~10 ms at start-up; only type checkers need it
 if TYPE_CHECKING:
@@ -90,18 +91,7 @@ class Cli:
 
 # --- pflag's booleans --------------------------------------------------------
 
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _FALSE_SUFFIX = "\x00false"
-
-
-def parse_go_bool(value: str) -> bool:
-    """strconv.ParseBool."""
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f'strconv.ParseBool: parsing "{value}": invalid syntax')
 
 
 def _plural(word: str, n: int) -> str:

@@ -10,6 +10,8 @@ import argparse
 import json
 from dataclasses import dataclass, field
 
+from dockyard.strconv import parse_bool
+
 DEFAULT_HOST = "unix:///run/dockyard/dockyard.sock"
 DEFAULT_DATA_ROOT = "/var/lib/dockyard"
 DEFAULT_EXEC_ROOT = "/run/dockyard"
@@ -113,11 +115,10 @@ def parser() -> argparse.ArgumentParser:
 
 def _bool(text: str) -> bool:
     """Go's strconv.ParseBool, which dockerd's boolean flags use (--iptables=false)."""
-    if text in ("1", "t", "T", "true", "TRUE", "True"):
-        return True
-    if text in ("0", "f", "F", "false", "FALSE", "False"):
-        return False
-    raise argparse.ArgumentTypeError(f"parse error on {text!r}: invalid syntax")
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"parse error on {text!r}: invalid syntax") from None
 
 
 def _address_pool(text: str) -> dict:

@@ -26,6 +26,7 @@ import secrets
 from typing import Any
 
 from dockyard import errdefs
+from dockyard.strconv import parse_bool
 from dockyard.daemon.container import now_rfc3339
 from dockyard.network import ipam
 
@@ -45,14 +46,6 @@ DRIVER_MTU = "com.docker.network.driver.mtu"
 ENABLE_IPV6 = "com.docker.network.enable_ipv6"
 
 _BOOL_OPTIONS = (ENABLE_IPV6, ENABLE_IP_MASQUERADE, ENABLE_ICC, INHIBIT_IPV4, DEFAULT_BRIDGE)
-
-
-def go_parse_bool(text: str) -> bool:
-    if text in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if text in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise ValueError(f'strconv.ParseBool: parsing "{text}": invalid syntax')
 
 
 def _parse_error(label: str, value: str, reason: str) -> errdefs.System:
@@ -81,7 +74,7 @@ class BridgeSettings:
                                        f'strconv.Atoi: parsing "{value}": invalid syntax') from None
             elif label in _BOOL_OPTIONS:
                 try:
-                    flags[label] = go_parse_bool(value)
+                    flags[label] = parse_bool(value)
                 except ValueError as e:
                     raise _parse_error(label, value, str(e)) from None
             elif label == HOST_BINDING_IPV4:

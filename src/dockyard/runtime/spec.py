@@ -41,6 +41,7 @@ import stat
 
 from dockyard.runtime import defaults
 from dockyard.runtime.user import lookup as lookup_user
+from dockyard.strconv import parse_bool
 
 __all__ = ["build", "merge_image_config", "resources", "tweak_capabilities",
            "normalize_capabilities", "parse_security_opt", "devices_from_path",
@@ -202,21 +203,13 @@ def parse_security_opt(opts: list[str] | None) -> dict:
         elif k == "seccomp":
             out["seccomp"] = v
         elif k == "no-new-privileges":
-            b = _parse_go_bool(v)
-            if b is None:
-                raise SpecError(f'invalid --security-opt 2: "{opt}"')
-            out["no_new_privileges"] = b
+            try:
+                out["no_new_privileges"] = parse_bool(v)
+            except ValueError:
+                raise SpecError(f'invalid --security-opt 2: "{opt}"') from None
         else:
             raise SpecError(f'invalid --security-opt 2: "{opt}"')
     return out
-
-
-def _parse_go_bool(v: str) -> bool | None:
-    if v in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if v in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    return None
 
 
 # --- resources --------------------------------------------------------------

@@ -42,9 +42,9 @@ async def list_networks(request: web.Request) -> web.Response:
 async def inspect_network(request: web.Request) -> web.Response:
     verbose = request.query.get("verbose", "")
     if verbose:
-        from dockyard.daemon.network import go_parse_bool
+        from dockyard.strconv import parse_bool
         try:
-            go_parse_bool(verbose)
+            parse_bool(verbose)
         except ValueError as e:
             raise errdefs.InvalidParameter(f"invalid value for verbose: {verbose}: {e}") from None
     result = _svc(request).inspect(request.match_info["id"], scope=request.query.get("scope", ""))
