@@ -8,7 +8,6 @@ each load. Point DOCKER_REF_HOST at a scratch dockerd only."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DOCKYARD, FIXTURES, Daemon, UnixConnection, call, children, median,  # noqa: E402
                     ms, p95, peer_pid, print_table, ref_socket, request, rss_mib, timed,
-                    tiny_rootfs)
+                    tiny_rootfs, write_samples)
 
 PINGS = 1000
 IMAGES = 200
@@ -139,9 +138,7 @@ def main() -> int:
     row("RSS at end, MiB", "rss_end", lambda v: f"{v:.1f}")
     row("RSS of child processes, MiB", "rss_children", lambda v: f"{v:.1f}")
     print_table("bench_api", ["metric"] + names + ["target"], rows)
-    if os.environ.get("BENCH_JSON"):
-        with open(os.environ["BENCH_JSON"], "w") as f:
-            json.dump(results, f, indent=1)
+    write_samples(results)
     return 0
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DOCKYARD, FIXTURES, Daemon, call, median, print_table,  # noqa: E402
-                    ref_socket)
+                    ref_socket, write_samples)
 
 SIZE = 100 * 1024 * 1024
 RUNS = 3
@@ -215,9 +215,7 @@ def main() -> int:
              f"> {TARGET:.0f}"] for w in ways]
     print_table(f"Attach throughput, cat of {SIZE // MIB} MiB through stdin and stdout (MiB/s)",
                 ["way", "dockyard", "dockerd", "target"], rows)
-    if os.environ.get("BENCH_JSON"):
-        p = Path(os.environ["BENCH_JSON"])
-        p.with_name(f"{p.stem}-attach{p.suffix}").write_text(json.dumps(results, indent=1))
+    write_samples(results, "attach")
     return 0
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DOCKYARD, FIXTURES, Daemon, UnixConnection, call, median, ms, p95,  # noqa: E402
-                    peer_pid, print_table, ref_socket, request, rss_mib, timed)
+                    peer_pid, print_table, ref_socket, request, rss_mib, timed,
+                    write_samples)
 
 RUNS = 20            # docker run --rm true
 WARMUP = 2
@@ -567,10 +568,7 @@ def main() -> int:
         print("\ninterrupted: containers removed, temporary daemon stopped", flush=True)
     if results:
         table(results)
-    if os.environ.get("BENCH_JSON"):
-        p = Path(os.environ["BENCH_JSON"])
-        p = p.with_name(f"{p.stem}-containers{p.suffix}")
-        p.write_text(json.dumps(results, indent=1))
+    write_samples(results, "containers")
     return 130 if interrupted else 0
 
 

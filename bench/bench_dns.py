@@ -38,7 +38,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import median, print_table  # noqa: E402
+from common import median, print_table, write_samples  # noqa: E402
 
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
@@ -258,9 +258,7 @@ def main() -> int:
     print(f"\nimport dockyard.network.dns: {module * 1000:.1f} ms (daemon start); "
           f"dnspython on first attach: {dnspython * 1000:.1f} ms (in a worker thread)")
     print("dockerd: not measured (its resolver needs a dockerd container on a user network)")
-    if os.environ.get("BENCH_JSON"):
-        with open(os.environ["BENCH_JSON"].replace(".json", "-dns.json"), "w") as f:
-            json.dump(results, f, indent=1)
+    write_samples(results, "dns")
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import os
 import shutil
 import signal
@@ -226,3 +227,16 @@ def measure_each(subjects: list, measure) -> dict:
         for s in subjects:
             s.cleanup()
     return results
+
+
+def write_samples(results, kind: str = "") -> None:
+    """The raw samples as JSON, when BENCH_JSON names a file: that file for
+    bench_api, `<stem>-<kind><suffix>` beside it for the others."""
+    if not os.environ.get("BENCH_JSON"):
+        return
+    from pathlib import Path
+
+    p = Path(os.environ["BENCH_JSON"])
+    if kind:
+        p = p.with_name(f"{p.stem}-{kind}{p.suffix}")
+    p.write_text(json.dumps(results, indent=1))

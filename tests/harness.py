@@ -175,3 +175,20 @@ def load_busybox(d: Daemon) -> str:
     with open(FIXTURES / "busybox.docker-save.tar", "rb") as f:
         d.run_cli("load", input=f.read(), check=True)
     return "busybox:local"
+
+
+def both(dy: Daemon, *args: str, input: str | None = None):
+    """The same command through our CLI and the docker CLI: (ours, docker's)."""
+    return dy.run_cli(*args, input=input), dy.docker(*args, input=input)
+
+
+def assert_same(ours, theirs, status: int | None = None, stdout=None, stderr=None):
+    """Both CLIs answered alike (status, stdout, stderr), and as given."""
+    assert (ours.returncode, ours.stdout, ours.stderr) == \
+        (theirs.returncode, theirs.stdout, theirs.stderr)
+    if status is not None:
+        assert ours.returncode == status, ours.stderr
+    if stdout is not None:
+        assert ours.stdout == stdout
+    if stderr is not None:
+        assert ours.stderr == stderr

@@ -23,7 +23,7 @@ def raw(daemon, method, path, body=None):
 def test_ping_carries_the_negotiation_headers(daemon):
     status, headers, body = raw(daemon, "GET", "/_ping")
     assert (status, body) == (200, b"OK")
-    assert headers["Api-Version"] == "1.41"
+    assert headers["Api-Version"] == "1.42"
     assert headers["Ostype"] == "linux"
     assert headers["Docker-Experimental"] == "false"
     assert headers["Builder-Version"] == "1"
@@ -33,14 +33,14 @@ def test_ping_carries_the_negotiation_headers(daemon):
 
 
 def test_versioned_and_unversioned_paths(daemon):
-    for path in ("/version", "/v1.41/version", "/v1.24/version"):
+    for path in ("/version", "/v1.42/version", "/v1.41/version", "/v1.24/version"):
         status, _, body = raw(daemon, "GET", path)
         assert status == 200, path
-        assert json.loads(body)["ApiVersion"] == "1.41"
+        assert json.loads(body)["ApiVersion"] == "1.42"
     status, _, body = raw(daemon, "GET", "/v9.99/version")
     assert status == 400
     assert json.loads(body)["message"] == (
-        "client version 9.99 is too new. Maximum supported API version is 1.41")
+        "client version 9.99 is too new. Maximum supported API version is 1.42")
     status, _, body = raw(daemon, "GET", "/v1.0/version")
     assert status == 400 and "too old" in json.loads(body)["message"]
 
@@ -70,12 +70,12 @@ def test_version_and_info_shapes(daemon):
 
 def test_docker_cli_and_docker_py_negotiate(daemon):
     result = daemon.docker("version", "--format", "{{.Server.APIVersion}}", check=True)
-    assert result.stdout.strip() == "1.41"
+    assert result.stdout.strip() == "1.42"
     client = daemon.client()
     try:
         assert client.ping() is True
-        assert client.version()["ApiVersion"] == "1.41"
-        assert client.api.api_version == "1.41"
+        assert client.version()["ApiVersion"] == "1.42"
+        assert client.api.api_version == "1.42"
     finally:
         client.close()
 

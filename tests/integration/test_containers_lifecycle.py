@@ -80,7 +80,9 @@ def assert_nothing_left(daemon, ids) -> None:
     wait_for(lambda: not [d for c in ids for d in cgroup_dirs(c)], timeout=10,
              what="the containers' cgroups to be removed")
     bundles = os.path.join(daemon.exec_root, "containers")
-    assert not os.path.isdir(bundles) or not os.listdir(bundles)
+    # (a bundle goes once its shim has closed its socket: just after the exit)
+    wait_for(lambda: not os.path.isdir(bundles) or not os.listdir(bundles), timeout=10,
+             what="the containers' bundles to be removed")
     assert not [m for m in open("/proc/self/mountinfo") if daemon.exec_root in m]
 
 

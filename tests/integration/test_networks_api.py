@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness import wait_for
+from harness import assert_same, both, wait_for
 
 
 @pytest.fixture
@@ -29,22 +29,6 @@ def cleanup(dy):
     for n in dy.api().get("/networks"):
         if n["Id"] not in before:
             dy.api().request("DELETE", f"/networks/{n['Id']}").read()
-
-
-def both(dy, *args: str, input: str | None = None):
-    """The same command through our CLI and the docker CLI: (ours, docker's)."""
-    return dy.run_cli(*args, input=input), dy.docker(*args, input=input)
-
-
-def assert_same(ours, theirs, status: int | None = None, stdout=None, stderr=None):
-    assert (ours.returncode, ours.stdout, ours.stderr) == \
-        (theirs.returncode, theirs.stdout, theirs.stderr)
-    if status is not None:
-        assert ours.returncode == status, ours.stderr
-    if stdout is not None:
-        assert ours.stdout == stdout
-    if stderr is not None:
-        assert ours.stderr == stderr
 
 
 def test_predefined_networks(dy):

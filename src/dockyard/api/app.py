@@ -93,7 +93,7 @@ def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
 
 def create_app(daemon) -> web.Application:
     from dockyard.api.routes import (containerfs, containers, containerstats, containerupdate,
-                                     events, execs, images, networks, system)
+                                     events, execs, images, networks, system, volumes)
 
     app = web.Application(middlewares=[_middleware], client_max_size=0)
     app.on_response_prepare.append(_add_headers)
@@ -108,6 +108,7 @@ def create_app(daemon) -> web.Application:
     execs.register(router)
     events.register(router)
     networks.register(router)
+    volumes.register(router)
 
     async def not_found(request: web.Request) -> web.Response:
         return errors.error_response(404, "page not found")

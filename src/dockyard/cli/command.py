@@ -346,13 +346,37 @@ def api_tuple(version: str) -> tuple[int, ...]:
         return (0,)
 
 
-def require_api(cli: Cli, flag: str, minimum: str) -> None:
-    """A flag the daemon's API version must know, checked as docker checks it."""
+def api_version(cli: Cli) -> str:
+    """The API version the daemon announces on /_ping ("" if it does not say,
+    which docker takes as its own, current version)."""
     response = cli.client.request("GET", "/_ping")
     version = response.getheader("Api-Version") or ""
     response.read()
-    if version and api_tuple(version) < api_tuple(minimum):
-        raise StatusError(f'"{flag}" requires API version {minimum}, '
+    return version
+
+
+def api_older_than(version: str, minimum: str) -> bool:
+    return bool(version) and api_tuple(version) < api_tuple(minimum)
+
+
+def require_api(cli: Cli, flag: str | list[str], minimum: str) -> None:
+    """Flags the daemon's API version must know, checked as docker checks them
+    (areFlagsSupported): one line for each flag that was given; none, no ping."""
+    flags = [flag] if isinstance(flag, str) else flag
+    if not flags:
+        return
+    version = api_version(cli)
+    if api_older_than(version, minimum):
+        raise StatusError("\n".join(f'"{f}" requires API version {minimum}, '
+                                    f"but the Docker daemon API version is {version}"
+                                    for f in flags))
+
+
+def require_command_api(cli: Cli, path: str, minimum: str) -> None:
+    """A command the daemon's API version must know (areSubcommandsSupported)."""
+    version = api_version(cli)
+    if api_older_than(version, minimum):
+        raise StatusError(f"{path} requires API version {minimum}, "
                           f"but the Docker daemon API version is {version}")
 
 

@@ -285,11 +285,7 @@ def prune_containers(cli: Cli, filters: str | None) -> tuple[int, str]:
     """runPrune's work after the question: (space reclaimed, the list of what went)."""
     report = cli.client.post("/containers/prune",
                              query={"filters": filters} if filters else None) or {}
-    deleted = report.get("ContainersDeleted") or []
-    if not deleted:
-        return 0, ""
-    return report.get("SpaceReclaimed") or 0, "Deleted Containers:\n" + "".join(
-        f"{d}\n" for d in deleted)
+    return formatting.prune_report(report, "ContainersDeleted", "Deleted Containers:")
 
 
 def prune(cli: Cli, argv: list[str], path: str) -> int:

@@ -73,6 +73,20 @@ def go_time_string(ts: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S ", t) + _offset(t.tm_gmtoff, "") + " " + t.tm_zone
 
 
+def rfc3339_time_string(rfc3339: str) -> str:
+    """Go's Time.String() of a time decoded from RFC 3339 ("...Z" is UTC):
+    "2026-11-28 10:02:38.337329017 +0000 UTC"."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", rfc3339)
+    if not m:
+        return rfc3339
+    date, clock, frac, zone = m.groups()
+    frac = (frac or "").rstrip("0").rstrip(".")
+    if zone == "Z":
+        return f"{date} {clock}{frac} +0000 UTC"
+    offset = zone.replace(":", "")
+    return f"{date} {clock}{frac} {offset} {offset}"
+
+
 def rfc3339(ts: int) -> str:
     """Go's time.Unix(ts, 0).Format(time.RFC3339) in the local zone."""
     t = time.localtime(ts)
@@ -84,6 +98,30 @@ def _offset(seconds: int, sep: str) -> str:
     sign = "-" if seconds < 0 else "+"
     minutes = abs(seconds) // 60
     return f"{sign}{minutes // 60:02d}{sep}{minutes % 60:02d}"
+
+
+# --- order ---------------------------------------------------------------------
+
+
+def natural_key(text: str) -> list[tuple[int, int, Any]]:
+    """A sort key for sortorder.NaturalLess, docker's order of names: runs of
+    ASCII digits compare as numbers and sort before other characters; of two
+    equal numbers, the one with fewer leading zeros comes first."""
+    return [(0, int(part), len(part)) if part[0] in "0123456789" else (1, 0, part)
+            for part in re.findall(r"[0-9]+|[^0-9]+", text)]
+
+
+# --- prune reports ---------------------------------------------------------------
+
+
+def prune_report(report: Mapping[str, Any], key: str, title: str) -> tuple[int, str]:
+    """A prune's answer as docker's runPrune words it: the space reclaimed and
+    "Title:" over one line per item deleted; nothing (0, "") when nothing went,
+    whatever space the daemon says it took back."""
+    deleted = report.get(key) or []
+    if not deleted:
+        return 0, ""
+    return report.get("SpaceReclaimed") or 0, title + "\n" + "".join(f"{d}\n" for d in deleted)
 
 
 # --- truncation ----------------------------------------------------------------
@@ -244,8 +282,36 @@ class Row(Struct):
                 .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
+class LabeledRow(Row):
+    """A row whose context has docker's Label method (containers, networks,
+    volumes): `{{.Label "key"}}` is the value of one label, "" without it.
+    The labels are kept out of the fields, as Go keeps them in the context."""
+
+    def Label(self, name: str) -> str:  # noqa: N802 - the Go method's name
+        return self.__dict__["_labels"].get(name, "")
+
+    def _go_json(self) -> str:
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return Row(fields)._go_json()
+
+
 ImageRow = struct_type("*formatter.imageContext", Row)
 HistoryRow = struct_type("*image.historyContext", Row)
+
+
+class SubHeader:
+    """formatter.SubHeaderContext: the column titles, and its Label method, which
+    titles `{{.Label "com.example.my-label"}}` "my label"."""
+
+    def __init__(self, titles: Mapping[str, str]):
+        self.__dict__.update(titles)
+
+    def __getattr__(self, name: str) -> Any:
+        from dockyard.cli.gotemplate import MISSING
+        return MISSING   # a map's missing key: "<no value>"
+
+    def Label(self, name: str) -> str:  # noqa: N802 - the Go method's name
+        return name.split(".")[-1].replace("-", " ").replace("_", " ")
 
 
 def render(fmt: str, rows: Iterable[Any], header: Mapping[str, str]) -> str:
@@ -259,7 +325,9 @@ def render(fmt: str, rows: Iterable[Any], header: Mapping[str, str]) -> str:
         return "".join(r._go_json() + "\n" for r in rows)
     try:
         if is_table(fmt):
-            return gotemplate.render_table(body, rows, dict(header))
+            # The header is a map with one method, Label; a plain dict unless it is used.
+            titles = SubHeader(header) if "Label" in body else dict(header)
+            return gotemplate.render_table(body, rows, titles)
         tmpl = gotemplate.parse(body)
         return "".join(tmpl.execute(row) + "\n" for row in rows)
     except gotemplate.TemplateError as e:
@@ -289,6 +357,12 @@ def image_format(fmt: str, quiet: bool, digests: bool) -> str:
         if quiet:
             return QUIET_FORMAT
         return DEFAULT_IMAGE_TABLE_DIGEST if digests else DEFAULT_IMAGE_TABLE
+    if fmt == "raw":
+        if quiet:
+            return "image_id: {{.ID}}"
+        return ("repository: {{ .Repository }}\ntag: {{.Tag}}\n"
+                + ("digest: {{.Digest}}\n" if digests else "")
+                + "image_id: {{.ID}}\ncreated_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n")
     if is_table(fmt) and digests and "{{.Digest}}" not in fmt:
         fmt += "\t{{.Digest}}"
     return fmt

@@ -76,6 +76,11 @@ class Template:
         self._run(data, FUNCS, out)
         return "".join(out)
 
+    def write(self, data: Any, out: list[str]) -> None:
+        """Execute into `out`, as Go's Execute writes to a stream: what was
+        written before an error stays there."""
+        self._run(data, FUNCS, out)
+
     def _run(self, data: Any, funcs: Mapping[str, FuncSpec], out: list[str]) -> None:
         """Write into `out`, which keeps what was written before an error, as Go's writer does."""
         execute(self.text, self._root, data, funcs, out, self.missingkey)
@@ -115,21 +120,22 @@ def table_body(fmt: str) -> str:
     return body.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
 
 
-def render_table(fmt_body: str, rows: list, header: Mapping[str, str]) -> str:
+def render_table(fmt_body: str, rows: list, header: Any) -> str:
     """formatter.Context.Write for a table: the rows, under a header, through the tabwriter.
 
     Each row is the template's output plus a newline; the header is the same
     template run over `header` (field name -> column title) with docker's
     HeaderFunctions, so `{{upper .Name}}` titles "NAME", not "NAME" upper-cased
-    twice. As in docker, a row's error fails the whole table while an error in
-    the header only cuts the header short.
+    twice; `header` may also be an object with methods (formatting.SubHeader).
+    As in docker, a row's error fails the whole table while an error in the
+    header only cuts the header short.
     """
     from dockyard.cli.tabwriter import tabwrite
     tmpl = parse(fmt_body)
     body = "".join(tmpl.execute(row) + "\n" for row in rows)
     head: list[str] = []
     try:
-        tmpl._run(dict(header), HEADER_FUNCS, head)
+        tmpl._run(header, HEADER_FUNCS, head)
     except TemplateError:
         pass
     return tabwrite("".join(head) + "\n" + body)

@@ -17,6 +17,11 @@ Output, as docker's inspector prints it:
 - a template: its output once per object, each followed by a newline.
 Objects that were not found are reported after the output, one line each, and
 the status is 1; a template that does not parse is status 64.
+
+Some of docker's commands print what they decoded rather than the daemon's
+bytes (`volume inspect` decodes into volume.Volume): run_inspect's `typed`
+turns the JSON into that value, whose marshalled JSON is then the output and
+which templates run over, with no fallback to the raw map.
 """
 
 from __future__ import annotations
@@ -26,21 +31,37 @@ import json
 from dockyard.cli import formatting
 from dockyard.cli.command import INSPECT_FORMAT_HELP, Cli, Parser, StatusError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+
+class RefError(Exception):
+    """A reference that gets no object; the message is docker's."""
+
 
 class InspectType:
     """An object kind: its inspect endpoint ({} is the name), whether only a
-    swarm manager has it, and whether it takes ?size=1."""
+    swarm manager has it, whether it takes ?size=1, and whether the client
+    trims the name first (the engine client's trimID: "invalid volume name or
+    ID: value is empty" for a blank one)."""
 
-    def __init__(self, name: str, path: str, swarm: bool = False, sized: bool = False):
+    def __init__(self, name: str, path: str, swarm: bool = False, sized: bool = False,
+                 trim: bool = False):
         self.name = name
         self.path = path
         self.swarm = swarm
         self.sized = sized
+        self.trim = trim
 
     def url(self, ref: str, size: bool = False) -> tuple[str, dict | None]:
         query = {"size": "1"} if size and self.sized else None
         if self.name == "service":
             query = {"insertDefaults": "true"}
+        if self.trim:
+            ref = ref.strip()
+            if not ref:
+                raise RefError(f"invalid {self.name} name or ID: value is empty")
         return self.path.format(ref), query
 
 
@@ -49,7 +70,7 @@ TYPES: dict[str, InspectType] = {t.name: t for t in (
     InspectType("container", "/containers/{}/json", sized=True),
     InspectType("image", "/images/{}/json"),
     InspectType("network", "/networks/{}"),
-    InspectType("volume", "/volumes/{}"),
+    InspectType("volume", "/volumes/{}", trim=True),
     InspectType("service", "/services/{}", swarm=True),
     InspectType("task", "/tasks/{}", swarm=True),
     InspectType("node", "/nodes/{}", swarm=True),
@@ -60,7 +81,7 @@ TYPES: dict[str, InspectType] = {t.name: t for t in (
 ALL_TYPES = sorted(TYPES)
 
 
-class NotFoundAnywhere(Exception):
+class NotFoundAnywhere(RefError):
     pass
 
 
@@ -114,8 +135,11 @@ def go_json_compact(src: str) -> str:
 
 
 def run_inspect(cli: Cli, refs: list[str], fmt: str, types: list[InspectType],
-                size: bool = False) -> int:
-    """inspect.Inspect: fetch each ref, print them all, then report what failed."""
+                size: bool = False, typed: Callable[[Any], Any] | None = None) -> int:
+    """inspect.Inspect: fetch each ref, print them all, then report what failed.
+
+    `typed`, when given, makes the decoded JSON into the value docker's
+    command inspects (see the module's docstring)."""
     from dockyard.client.api import APIError
     tmpl = None
     if fmt and fmt != "json":
@@ -133,15 +157,19 @@ def run_inspect(cli: Cli, refs: list[str], fmt: str, types: list[InspectType],
         except APIError as e:
             errors.append(f"Error response from daemon: {e.message}")
             continue
-        except NotFoundAnywhere as e:
+        except RefError as e:
             errors.append(str(e))
             continue
+        value = None
+        if typed is not None:
+            from dockyard.cli.gojson import json_marshal
+            value = typed(json.loads(raw))
+            raw = json_marshal(value, escape_html=True)   # json.Marshal: HTML escaped
         if tmpl is None:
             raws.append(raw.strip())
             continue
-        from dockyard.cli import gotemplate
         try:
-            outputs.append(tmpl.execute(json.loads(raw)) + "\n")
+            outputs.append(tmpl.execute(json.loads(raw) if typed is None else value) + "\n")
         except gotemplate.TemplateError as e:
             errors.append(f"template parsing error: {e}")
     if tmpl is not None:

@@ -123,6 +123,14 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
         "prune": ("network", "prune", "Remove all unused networks"),
         "rm": ("network", "remove", "Remove one or more networks"),
     }, {"list": "ls", "remove": "rm"}),
+    "volume": ("Manage volumes", {
+        "create": ("volume", "create", "Create a volume"),
+        "inspect": ("volume", "inspect", "Display detailed information on one or more volumes"),
+        "ls": ("volume", "list_volumes", "List volumes"),
+        "prune": ("volume", "prune", "Remove unused local volumes"),
+        "rm": ("volume", "remove", "Remove one or more volumes"),
+        "update": ("volume", "update", "Update a volume (cluster volumes only)"),
+    }, {"list": "ls", "remove": "rm"}),
     "system": ("Manage Docker", {
         "df": ("usage", "df", "Show docker disk usage"),
         "events": ("events", "events", "Get real time events from the server"),
@@ -130,6 +138,9 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
         "prune": ("usage", "prune", "Remove unused data"),
     }, {}),
 }
+
+# Groups whose cobra Use line is "NAME COMMAND", which their unknown-command error shows.
+USE_COMMAND = {"volume"}
 
 COMMON = ("images", "version", "info")
 COMMON = ("run", "exec", "ps", *COMMON)
@@ -236,8 +247,9 @@ def resolve(args: list[str]) -> tuple[Entry, str, list[str]]:
             if rest[0].startswith("-"):
                 raise StatusError(f"unknown flag: {rest[0]}\n\nUsage:  {path} COMMAND\n\n"
                                   f"Run '{path} --help' for more information", 125)
+            use = f"{path} COMMAND" if name in USE_COMMAND else path
             raise StatusError(f"{PROG}: unknown command: {path} {rest[0]}\n\n"
-                              f"Usage:  {path}\n\nRun '{path} --help' for more information")
+                              f"Usage:  {use}\n\nRun '{path} --help' for more information")
         return subcommands[sub], f"{path} {rest[0]}", rest[1:]
     raise StatusError(f"{PROG}: unknown command: {PROG} {name}\n\n"
                       f"Run '{PROG} --help' for more information")

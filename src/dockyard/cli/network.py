@@ -11,10 +11,10 @@ formatter.networkContext rows.
 from __future__ import annotations
 
 import ipaddress
-import re
 
 from dockyard.cli import formatting
 from dockyard.cli.command import FORMAT_HELP, INSPECT_FORMAT_HELP, PROG, Cli, StatusError
+from dockyard.cli.formatting import rfc3339_time_string as go_time_string
 from dockyard.cli.pflag import FlagSet
 
 TYPE_CHECKING = False
@@ -44,12 +44,6 @@ def _strings(fs: FlagSet, long: str, help: str) -> None:
     fs.add(long, metavar="strings", help=help, default=[], convert=_csv, merge=_extend)
 
 
-def _map(fs: FlagSet, long: str, short: str, help: str) -> None:
-    from dockyard.cli.optvalues import merge_map
-    fs.add(long, short, metavar="map", help=help, default={}, convert=lambda v: v,
-           merge=merge_map, show_default="map[]")
-
-
 # --- create ----------------------------------------------------------------------
 
 
@@ -57,7 +51,7 @@ def create(cli: Cli, argv: list[str], path: str) -> int:
     fs = FlagSet(path, "[OPTIONS] NETWORK", "Create a network", args=(1, 1))
     from dockyard.cli.optvalues import validate_label
     fs.bool("attachable", help="Enable manual container attachment")
-    _map(fs, "aux-address", "", "Auxiliary IPv4 or IPv6 addresses used by Network driver")
+    fs.map("aux-address", help="Auxiliary IPv4 or IPv6 addresses used by Network driver")
     fs.string("config-from", help="The network from which to copy the configuration")
     fs.bool("config-only", help="Create a configuration only network")
     fs.string("driver", "d", help="Driver to manage the Network", default="bridge")
@@ -66,11 +60,11 @@ def create(cli: Cli, argv: list[str], path: str) -> int:
     fs.bool("internal", help="Restrict external access to the network")
     _strings(fs, "ip-range", "Allocate container ip from a sub-range")
     fs.string("ipam-driver", help="IP Address Management Driver", default="default")
-    _map(fs, "ipam-opt", "", "Set IPAM driver specific options")
+    fs.map("ipam-opt", help="Set IPAM driver specific options")
     fs.bool("ipv4", help="Enable or disable IPv4 address assignment", default=True)
     fs.bool("ipv6", help="Enable or disable IPv6 address assignment")
     fs.list("label", help="Set metadata on a network", validate=validate_label)
-    _map(fs, "opt", "o", "Set driver specific options")
+    fs.map("opt", "o", help="Set driver specific options")
     fs.string("scope", help="Control the network's scope")
     _strings(fs, "subnet", "Subnet in CIDR format that represents a network segment")
     o = fs.parse(argv)
@@ -179,31 +173,14 @@ def _omit_empty(conf: dict[str, Any]) -> dict[str, Any]:
 # --- ls -----------------------------------------------------------------------------
 
 
-def _row_type():
-    """formatter.networkContext: the fields, and Label, the method with an
-    argument it shares with the container rows of `ps`."""
-    from dockyard.cli.ps import ContainerRow
-    return formatting.struct_type("*network.networkContext", ContainerRow)
-
-
-def go_time_string(rfc3339: str) -> str:
-    """Go's Time.String() of a time decoded from RFC 3339 ("...Z" is UTC):
-    "2026-11-28 10:02:38.337329017 +0000 UTC"."""
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", rfc3339)
-    if not m:
-        return rfc3339
-    date, clock, frac, zone = m.groups()
-    frac = (frac or "").rstrip("0").rstrip(".")
-    if zone == "Z":
-        return f"{date} {clock}{frac} +0000 UTC"
-    offset = zone.replace(":", "")
-    return f"{date} {clock}{frac} {offset} {offset}"
+# formatter.networkContext: the fields, and Label, the method with an argument.
+_NetworkRow = formatting.struct_type("*network.networkContext", formatting.LabeledRow)
 
 
 def network_row(n: Mapping[str, Any], trunc: bool = True):
     labels = n.get("Labels") or {}
     network_id = n.get("Id", "")
-    row = _row_type()({
+    row = _NetworkRow({
         "CreatedAt": go_time_string(n.get("Created", "")),
         "Driver": n.get("Driver", ""),
         "ID": formatting.truncate_id(network_id) if trunc else network_id,
@@ -238,15 +215,11 @@ def list_networks(cli: Cli, argv: list[str], path: str) -> int:
     fs.bool("no-trunc", help="Do not truncate the output")
     fs.bool("quiet", "q", help="Only display network IDs")
     o = fs.parse(argv)
-    fmt = o.format
-    if not fmt:
-        from dockyard.cli import clientconfig
-        configured = clientconfig.load().get("networksFormat") or ""
-        fmt = configured if configured and not o.quiet else "table"
+    from dockyard.cli.clientconfig import listing_format
+    fmt = listing_format(o.format, o.quiet, "networksFormat")
     filters = filters_json(o.filter or [])
     networks = cli.client.get("/networks", query={"filters": filters} if filters else None)
-    from dockyard.cli.port import _natural_key
-    networks = sorted(networks or [], key=lambda n: _natural_key(n.get("Name", "")))
+    networks = sorted(networks or [], key=lambda n: formatting.natural_key(n.get("Name", "")))
     rows = [network_row(n, trunc=not o.no_trunc) for n in networks]
     try:
         cli.out.write(formatting.render(network_format(fmt, o.quiet), rows, HEADER))

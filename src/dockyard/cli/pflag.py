@@ -110,6 +110,13 @@ class FlagSet(Parser):
              metavar: str = "list", **kw: Any) -> None:
         self.add(long, short, metavar, help, None, validate, append=True, **kw)
 
+    def map(self, long: str, short: str = "", help: str = "", **kw: Any) -> None:
+        """opts.MapOpts: repeatable `key=value` (a bare `key` maps to ""), the
+        last value of a key wins; its help shows "(default map[])"."""
+        from dockyard.cli.optvalues import merge_map
+        self.add(long, short, "map", help, {}, lambda v: v, merge=merge_map,
+                 show_default="map[]", **kw)
+
     # -- parsing --
 
     def parse(self, argv: list[str]) -> Values:  # type: ignore[override]

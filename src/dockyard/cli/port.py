@@ -7,9 +7,8 @@ inspect, as docker's CLI prints them (cli/command/container/port.go).
 
 from __future__ import annotations
 
-import re
-
 from dockyard.cli.command import PROG, Cli, StatusError
+from dockyard.cli.formatting import natural_key
 from dockyard.cli.pflag import FlagSet
 
 
@@ -17,12 +16,6 @@ def _host_port(binding: dict) -> str:
     """net.JoinHostPort: an IPv6 address goes in brackets."""
     host, port = binding.get("HostIp") or "", binding.get("HostPort") or ""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _natural_key(text: str):
-    """sortorder.NaturalLess: runs of digits compare as numbers."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
-            for part in re.findall(r"\d+|\D+", text)]
 
 
 def port(cli: Cli, argv: list[str], path: str) -> int:
@@ -48,7 +41,7 @@ def port(cli: Cli, argv: list[str], path: str) -> int:
         out = [f"{private} -> {_host_port(b)}" for private, frontends in ports.items()
                for b in frontends or []]
     if out:
-        cli.out.write("\n".join(sorted(out, key=_natural_key)) + "\n")
+        cli.out.write("\n".join(sorted(out, key=natural_key)) + "\n")
     return 0
 
 

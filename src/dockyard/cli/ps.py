@@ -35,18 +35,8 @@ HEADER = {
 }
 
 
-class ContainerRow(formatting.Row):
-    """formatter.ContainerContext: the fields, and Label, its one method with an argument."""
-
-    def Label(self, name: str) -> str:  # noqa: N802 - the Go method's name
-        return self.__dict__["_labels"].get(name, "")
-
-    def _go_json(self) -> str:
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        return formatting.Row(fields)._go_json()
-
-
-ContainerRow = formatting.struct_type("*formatter.ContainerContext", ContainerRow)
+# formatter.ContainerContext: the fields, and Label, its one method with an argument.
+ContainerRow = formatting.struct_type("*formatter.ContainerContext", formatting.LabeledRow)
 
 
 def container_format(fmt: str, quiet: bool, size: bool) -> str:
@@ -281,46 +271,10 @@ def ps(cli: Cli, argv: list[str], path: str) -> int:
     containers = cli.client.get("/containers/json", query=query or None) or []
     rows = [container_row(c, trunc=not o.no_trunc) for c in containers]
     try:
-        cli.out.write(render(container_format(fmt, o.quiet, size), rows))
+        cli.out.write(formatting.render(container_format(fmt, o.quiet, size), rows, HEADER))
     except formatting.FormatError as e:
         raise StatusError(str(e)) from None
     return 0
-
-
-class _Header:
-    """formatter.SubHeaderContext: the column titles, and its Label method, which
-    titles `{{.Label "com.example.my-label"}}` "my label"."""
-
-    def __init__(self, titles: Mapping[str, str]):
-        self.__dict__.update(titles)
-
-    def __getattr__(self, name: str) -> Any:
-        from dockyard.cli.gotemplate import MISSING
-        return MISSING   # a map's missing key: "<no value>"
-
-    def Label(self, name: str) -> str:  # noqa: N802 - the Go method's name
-        return name.split(".")[-1].replace("-", " ").replace("_", " ")
-
-
-def render(fmt: str, rows: list) -> str:
-    """formatting.render, with docker's header for `{{.Label "x"}}` in a table."""
-    if not (formatting.is_table(fmt) and "Label" in fmt):
-        return formatting.render(fmt, rows, HEADER)
-    from dockyard.cli import gotemplate
-    from dockyard.cli.gofuncs import HEADER_FUNCS
-    from dockyard.cli.tabwriter import tabwrite
-    body = formatting.template_body(fmt)
-    try:
-        tmpl = gotemplate.parse(body)
-        text = "".join(tmpl.execute(row) + "\n" for row in rows)
-    except gotemplate.TemplateError as e:
-        raise formatting.FormatError(f"template parsing error: {e}") from None
-    head: list[str] = []
-    try:
-        tmpl._run(_Header(HEADER), HEADER_FUNCS, head)
-    except gotemplate.TemplateError:
-        pass   # as docker: a header that fails is cut short
-    return tabwrite("".join(head) + "\n" + text)
 
 
 def _template_wants_size(fmt: str, size: bool, quiet: bool, size_given: bool) -> bool:

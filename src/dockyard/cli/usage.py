@@ -16,6 +16,8 @@ import time
 from dockyard.cli import formatting
 from dockyard.cli.command import FORMAT_HELP, Cli, StatusError
 from dockyard.cli.pflag import FlagSet
+from dockyard.cli.volume import HEADER as VOLUME_HEADER
+from dockyard.cli.volume import volume_format, volume_row
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,9 +33,6 @@ IMAGES_TABLE = ("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{
 CONTAINERS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t"
                     "{{.RunningFor}}\t{{.Status}}\t{{.Names}}")
 VOLUMES_TABLE = "table {{.Name}}\t{{.Links}}\t{{.Size}}"
-VOLUME_HEADER = {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE", "Driver": "DRIVER",
-                 "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "Labels": "LABELS",
-                 "Group": "GROUP", "Availability": "AVAILABILITY", "Status": "STATUS"}
 BUILD_CACHE_TABLE = ("table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t"
                      "{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}")
 BUILD_CACHE_HEADER = {"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE",
@@ -41,16 +40,21 @@ BUILD_CACHE_HEADER = {"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE
                       "UsageCount": "USAGE", "Shared": "SHARED", "InUse": "IN USE",
                       "Parent": "PARENT", "Description": "DESCRIPTION",
                       "CreatedAt": "CREATED AT", "LastUsedAt": "LAST USED AT"}
+BUILD_CACHE_RAW = ("build_cache_id: {{.ID}}\nparent_id: {{.Parent}}\n"
+                   "build_cache_type: {{.CacheType}}\ndescription: {{.Description}}\n"
+                   "created_at: {{.CreatedAt}}\ncreated_since: {{.CreatedSince}}\n"
+                   "last_used_at: {{.LastUsedAt}}\nlast_used_since: {{.LastUsedSince}}\n"
+                   "usage_count: {{.UsageCount}}\nin_use: {{.InUse}}\nshared: {{.Shared}}\n")
 
 UsageRow = formatting.struct_type("*formatter.diskUsageImagesContext", formatting.Row)
-VolumeRow = formatting.struct_type("*formatter.volumeContext", formatting.Row)
 BuildCacheRow = formatting.struct_type("*formatter.buildCacheContext", formatting.Row)
 _Verbose = formatting.struct_type("*formatter.diskUsageContext")
 
 
 def _percent(part: int, total: int) -> str:
     if total > 0:
-        return f"{formatting.human_size(part)} ({part * 100 // total}%)"
+        percent = abs(part) * 100 // total   # Go's integer division: toward zero
+        return f"{formatting.human_size(part)} ({-percent if part < 0 else percent}%)"
     return formatting.human_size(part)
 
 
@@ -65,7 +69,7 @@ def summary_rows(du: dict[str, Any]) -> list:
     cache = du.get("BuildCache") or []
     layers = du.get("LayersSize") or 0
     used = sum(i.get("Size", 0) - i.get("SharedSize", 0) for i in images
-               if i.get("Containers") and i.get("Size", -1) != -1 and i.get("SharedSize", -1) != -1)
+               if i.get("Containers") and i.get("Size", 0) != -1 and i.get("SharedSize", 0) != -1)
     rw_total = sum(c.get("SizeRw") or 0 for c in containers)
     rw_free = sum(c.get("SizeRw") or 0 for c in containers if c.get("State") not in _ACTIVE)
     vol_sizes = [((v.get("UsageData") or {}).get("Size", -1),
@@ -110,19 +114,6 @@ def _image_rows(images: list[dict[str, Any]], trunc: bool) -> list:
     return rows
 
 
-def _volume_row(v: dict[str, Any]):
-    usage = v.get("UsageData")
-    return VolumeRow({
-        "Availability": "N/A", "Driver": v.get("Driver", ""), "Group": "N/A",
-        "Labels": ",".join(f"{k}={x}" for k, x in sorted((v.get("Labels") or {}).items())),
-        "Links": "N/A" if usage is None else str(usage.get("RefCount", 0)),
-        "Mountpoint": v.get("Mountpoint", ""), "Name": v.get("Name", ""),
-        "Scope": v.get("Scope", ""),
-        "Size": "N/A" if usage is None else formatting.human_size(usage.get("Size", 0)),
-        "Status": "N/A",
-    })
-
-
 def _parse_rfc3339(text: str) -> float:
     import datetime
     if not text:
@@ -141,17 +132,19 @@ def _parse_rfc3339(text: str) -> float:
 def _build_cache_row(b: dict[str, Any], trunc: bool, now: float):
     from dockyard.cli.ps import _truncate_id
     cache_id = _truncate_id(b.get("ID", "")) if trunc else b.get("ID", "")
-    parents = b.get("Parents") or ([b["Parent"]] if b.get("Parent") else [])
+    # docker 28 decodes Parents from the key " Parents" (a stray space in the
+    # tag of build.CacheRecord), so what it shows is in effect Parent alone
+    parents = b.get(" Parents") or ([b["Parent"]] if b.get("Parent") else [])
     created = _parse_rfc3339(b.get("CreatedAt", ""))
     last = b.get("LastUsedAt")
     return BuildCacheRow({
         "CacheType": b.get("Type", ""),
-        "CreatedAt": formatting.go_time_string(int(created)),
+        "CreatedAt": formatting.rfc3339_time_string(b.get("CreatedAt", "")),
         "CreatedSince": formatting.since(created, now),
         "Description": b.get("Description", ""),
         "ID": cache_id + ("*" if b.get("InUse") else ""),
         "InUse": "true" if b.get("InUse") else "false",
-        "LastUsedAt": formatting.go_time_string(int(_parse_rfc3339(last))) if last else "",
+        "LastUsedAt": formatting.rfc3339_time_string(last) if last else "",
         "LastUsedSince": formatting.since(_parse_rfc3339(last), now) if last else "",
         "Parent": _truncate_id(", ".join(parents)) if trunc else ", ".join(parents),
         "Shared": "true" if b.get("Shared") else "false",
@@ -160,12 +153,18 @@ def _build_cache_row(b: dict[str, Any], trunc: bool, now: float):
     })
 
 
+def _sorted_cache(cache: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """buildCacheSort: never used first, then least recently used; ties by ID."""
+    return sorted(cache, key=lambda b: (
+        b.get("LastUsedAt") is not None,
+        _parse_rfc3339(b["LastUsedAt"]) if b.get("LastUsedAt") is not None else 0.0,
+        b.get("ID", "")))
+
+
 def _verbose_table(du: dict[str, Any]) -> str:
     from dockyard.cli import ps
     now = time.time()
-    cache = sorted(du.get("BuildCache") or [],
-                   key=lambda b: (b.get("Shared", False), -_parse_rfc3339(
-                       b.get("LastUsedAt") or b.get("CreatedAt", ""))))
+    cache = _sorted_cache(du.get("BuildCache") or [])
     builder = sum(b.get("Size", 0) for b in cache if not b.get("Shared"))
     parts = [
         "Images space usage:\n\n",
@@ -175,7 +174,7 @@ def _verbose_table(du: dict[str, Any]) -> str:
         formatting.render(CONTAINERS_TABLE, [ps.container_row(c, True, now, hide_virtual=True)
                                              for c in du.get("Containers") or []], ps.HEADER),
         "\nLocal Volumes space usage:\n\n",
-        formatting.render(VOLUMES_TABLE, [_volume_row(v) for v in du.get("Volumes") or []],
+        formatting.render(VOLUMES_TABLE, [volume_row(v) for v in du.get("Volumes") or []],
                           VOLUME_HEADER),
         f"\nBuild cache usage: {formatting.human_size(builder)}\n\n",
         formatting.render(BUILD_CACHE_TABLE, [_build_cache_row(b, True, now) for b in cache],
@@ -199,8 +198,20 @@ def _marshalling(row):
     return new
 
 
-def _verbose_template(fmt: str, du: dict[str, Any]) -> str:
-    """A --format with -v runs once over all four lists."""
+def verbose_raw_format() -> str:
+    """NewDiskUsageFormat("raw", verbose): each list, each item with its kind."""
+    from dockyard.cli.ps import container_format
+    parts = [("Images", "Image", formatting.image_format("raw", False, True)),
+             ("Containers", "Container", container_format("raw", False, True)),
+             ("Volumes", "Volume", volume_format("raw", False)),
+             ("BuildCache", "Build Cache", BUILD_CACHE_RAW)]
+    return "\n".join(f"{{{{range .{key}}}}}type: {kind}\n{fmt}\n{{{{end -}}}}"
+                     for key, kind, fmt in parts)
+
+
+def _verbose_template(fmt: str, du: dict[str, Any], out: list[str]) -> None:
+    """A --format with -v runs once over all four lists, into `out`; an error
+    in running it comes after what it printed, without "template parsing error"."""
     from dockyard.cli import gotemplate, ps
     body = formatting.template_body(fmt)
     trunc = formatting.is_table(fmt)
@@ -208,16 +219,20 @@ def _verbose_template(fmt: str, du: dict[str, Any]) -> str:
         "Images": _image_rows(du.get("Images") or [], trunc),
         "Containers": [ps.container_row(c, trunc, hide_virtual=True)
                        for c in du.get("Containers") or []],
-        "Volumes": [_volume_row(v) for v in du.get("Volumes") or []],
+        "Volumes": [volume_row(v) for v in du.get("Volumes") or []],
         "BuildCache": [_build_cache_row(b, trunc, time.time())
-                       for b in du.get("BuildCache") or []],
+                       for b in _sorted_cache(du.get("BuildCache") or [])],
     })
     for key, rows in vars(data).items():
         setattr(data, key, [_marshalling(row) for row in rows])
     try:
-        return gotemplate.parse(body).execute(data)
+        tmpl = gotemplate.parse(body)
     except gotemplate.TemplateError as e:
         raise StatusError(f"template parsing error: {e}") from None
+    try:
+        tmpl.write(data, out)
+    except gotemplate.TemplateError as e:
+        raise StatusError(str(e)) from None
 
 
 def df(cli: Cli, argv: list[str], path: str) -> int:
@@ -227,15 +242,20 @@ def df(cli: Cli, argv: list[str], path: str) -> int:
     o = fs.parse(argv)
     du = cli.client.get("/system/df") or {}
     fmt = o.format or "table"
-    try:
-        if o.verbose:
-            text = _verbose_table(du) if fmt == "table" else _verbose_template(fmt, du)
-        else:
-            fmt = SUMMARY_TABLE if fmt == "table" else SUMMARY_RAW if fmt == "raw" else fmt
-            text = formatting.render(fmt, summary_rows(du), SUMMARY_HEADER)
-    except formatting.FormatError as e:
-        raise StatusError(str(e)) from None
-    cli.out.write(text)
+    if o.verbose and fmt == "table":
+        cli.out.write(_verbose_table(du))
+    elif o.verbose:
+        out: list[str] = []
+        try:
+            _verbose_template(verbose_raw_format() if fmt == "raw" else fmt, du, out)
+        finally:
+            cli.out.write("".join(out))
+    else:
+        fmt = SUMMARY_TABLE if fmt == "table" else SUMMARY_RAW if fmt == "raw" else fmt
+        try:
+            cli.out.write(formatting.render(fmt, summary_rows(du), SUMMARY_HEADER))
+        except formatting.FormatError as e:
+            raise StatusError(str(e)) from None
     return 0
 
 
@@ -256,13 +276,8 @@ def confirmation_message(all_images: bool, volumes: bool, filters: list[str]) ->
     return text + "\nAre you sure you want to continue?"
 
 
-def _natural_key(s: str):
-    import re
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s)]
-
-
-def _prune_other(cli: Cli, path: str, query: dict[str, str], key: str, title: str,
-                 label: str = "") -> tuple[int, str]:
+def _prune_other(cli: Cli, path: str, query: dict[str, str], key: str,
+                 title: str) -> tuple[int, str]:
     from dockyard.client.api import APIError
     try:
         report = cli.client.post(path, query=query or None) or {}
@@ -270,11 +285,7 @@ def _prune_other(cli: Cli, path: str, query: dict[str, str], key: str, title: st
         if e.status == 404 and e.message == "page not found":
             return 0, ""   # the daemon has none of these (see the module's docstring)
         raise
-    deleted = report.get(key) or []
-    if not deleted:
-        return 0, ""
-    lines = "".join(f"{label}{d}\n" for d in deleted)
-    return report.get("SpaceReclaimed") or 0, f"{title}\n{lines}"
+    return formatting.prune_report(report, key, title)
 
 
 def _prune_images(cli: Cli, pairs: list[tuple[str, str]], all_images: bool) -> tuple[int, str]:
@@ -303,7 +314,7 @@ def prune(cli: Cli, argv: list[str], path: str) -> int:
         raise StatusError('ERROR: The "until" filter is not supported with "--volumes"')
     if not o.force:
         shown = sorted({f"{k}={v}" for k, v in pairs if k in ("label", "label!", "until")},
-                       key=_natural_key)
+                       key=formatting.natural_key)
         from dockyard.cli.images import confirm
         if not confirm(cli, confirmation_message(o.all, o.volumes, shown)):
             return 0

@@ -40,7 +40,7 @@ import os
 import stat
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, BinaryIO, Callable, Iterator
 
 from dockyard import errdefs
 from dockyard.linux import inroot
@@ -155,26 +155,104 @@ class ContainerFS:
 
     # -- the container's root -----------------------------------------------------
     @contextlib.asynccontextmanager
-    async def root(self, c: Container) -> AsyncIterator[int]:
+    async def root(self, c: Container, volumes: bool = False) -> AsyncIterator[int]:
         """An O_PATH descriptor of the container's root filesystem, mounted
-        for as long as the block runs."""
+        for as long as the block runs; with `volumes`, its volumes and bind
+        mounts too, where the container sees them (what `cp` reads and writes;
+        `export` leaves them out, as docker's)."""
         rootfs = self.containers.rootfs(c)
         if c.running and await asyncio.to_thread(os.path.ismount, rootfs):
+            async with self._view(c, rootfs, volumes) as fd:
+                yield fd
+            return
+        async with self.containers.lock(c):
+            if c.id not in self.containers.containers:
+                raise errdefs.NotFound(f"No such container: {c.id}")
+            target, fd = await asyncio.to_thread(self._mount_snapshot, c)
+            os.close(fd)
+            try:
+                async with self._view(c, target, volumes) as fd:
+                    yield fd
+            finally:
+                await asyncio.to_thread(self._unmount, target)
+
+    @contextlib.asynccontextmanager
+    async def _view(self, c: Container, rootfs: str, volumes: bool) -> AsyncIterator[int]:
+        from dockyard.daemon.containermounts import mount_points
+
+        if not volumes or not mount_points(c):
             fd = await asyncio.to_thread(inroot.open_root, rootfs)
             try:
                 yield fd
             finally:
                 os.close(fd)
             return
-        async with self.containers.lock(c):
-            if c.id not in self.containers.containers:
-                raise errdefs.NotFound(f"No such container: {c.id}")
-            target, fd = await asyncio.to_thread(self._mount_snapshot, c)
+        view, opened = await asyncio.to_thread(self._mount_view, c, rootfs)
+        try:
+            fd = await asyncio.to_thread(inroot.open_root, view)
             try:
                 yield fd
             finally:
                 os.close(fd)
-                await asyncio.to_thread(self._unmount, target)
+        finally:
+            await asyncio.to_thread(self._unmount_view, view, opened)
+
+    def _mount_view(self, c: Container, rootfs: str) -> tuple[str, list[str]]:
+        """The rootfs bound at a private place with the container's volumes and
+        bind mounts on it (read-only ones read-only), as dockerd's
+        mountVolumes: private, so nothing made here reaches the container or
+        the host. (The volumes it had to mount, to close afterwards.)"""
+        from dockyard.daemon.containermounts import mount_points
+        from dockyard.linux.mount import MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, mount
+        from dockyard.linux.rootfs import create_if_not_exists
+        from dockyard.volume.mountpoint import TMPFS, VOLUME
+
+        os.makedirs(self.mounts_dir, mode=0o700, exist_ok=True)
+        view = os.path.join(self.mounts_dir, f"{c.id}-view-{uuid.uuid4().hex[:8]}")
+        os.mkdir(view, 0o700)
+        opened: list[str] = []
+        try:
+            mount(rootfs, view, None, MS_BIND | MS_REC)
+            mount(None, view, None, MS_PRIVATE | MS_REC)
+            for point in mount_points(c):
+                if point.Type == TMPFS:
+                    continue  # (only the running container has its contents)
+                if point.Type == VOLUME:
+                    source = self.containers.mounts.volumes.open(point.Name)
+                    opened.append(point.Name)
+                else:
+                    source = os.path.realpath(point.Source)
+                dest = inroot.secure_join(view, point.Destination)
+                create_if_not_exists(dest, os.path.isdir(source))
+                mount(source, dest, None, MS_BIND | MS_REC)
+                if not point.RW:
+                    mount(None, dest, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        except BaseException:
+            self._unmount_view(view, opened)
+            raise
+        return view, opened
+
+    def _unmount_view(self, view: str, opened: list[str]) -> None:
+        from dockyard.linux.mount import MNT_DETACH, mount_points_under, umount
+
+        for mountpoint in reversed(mount_points_under(view)):
+            with contextlib.suppress(OSError):
+                umount(mountpoint, MNT_DETACH)
+        for name in opened:
+            self.containers.mounts.volumes.close(name)
+        with contextlib.suppress(OSError):
+            os.rmdir(view)
+
+    @contextlib.contextmanager
+    def snapshot_mounted(self, c: Container) -> Iterator[str]:
+        """The container's filesystem mounted at a private place of its own for
+        the block (a worker thread; the container's lock is the caller's)."""
+        target, fd = self._mount_snapshot(c)
+        os.close(fd)
+        try:
+            yield target
+        finally:
+            self._unmount(target)
 
     def _mount_snapshot(self, c: Container) -> tuple[str, int]:
         from dockyard.linux.mount import mount_all
@@ -238,7 +316,7 @@ class ContainerFS:
 
     async def stat(self, ref: str, path: str) -> dict[str, Any]:
         c = self.containers.get(ref)
-        async with self.root(c) as rootfd:
+        async with self.root(c, volumes=True) as rootfd:
             result, fd, _ = await asyncio.to_thread(self._stat, rootfd, path, path, ref)
             os.close(fd)
         return result
@@ -249,7 +327,7 @@ class ContainerFS:
         first chunk (the route sends its headers then)."""
         c = self.containers.get(ref)
         abs_path = absolute(path)
-        async with self.root(c) as rootfd:
+        async with self.root(c, volumes=True) as rootfd:
             stat_json, fd, name = await asyncio.to_thread(self._stat, rootfd, abs_path, path, ref)
             try:
                 await start(stat_json)
@@ -264,7 +342,7 @@ class ContainerFS:
                       no_overwrite_dir_non_dir: bool) -> None:
         """Unpack the tar in the file `tar_path` into the directory `path`."""
         c = self.containers.get(ref)
-        async with self.root(c) as rootfd:
+        async with self.root(c, volumes=True) as rootfd:
             await asyncio.to_thread(self._extract, c, rootfd, path, ref, tar_path, copy_uid_gid,
                                     no_overwrite_dir_non_dir)
         self.containers.emit(c, "extract-to-dir")
@@ -281,8 +359,7 @@ class ContainerFS:
         except OSError as e:
             raise errdefs.System(f"{abs_path}: {os.strerror(e.errno).lower()}") from None
         try:
-            if c.host_config.get("ReadonlyRootfs"):
-                raise errdefs.InvalidParameter("container rootfs is marked read-only")
+            _check_writable(c, abs_path)
             owner = None
             if copy_uid_gid and c.config.get("User"):
                 owner = _user_ids(rootfd, c.config["User"])
@@ -325,6 +402,18 @@ class ContainerFS:
 
 
 # -- the work done in a worker thread ------------------------------------------------
+
+def _check_writable(c: Container, path: str) -> None:
+    """dockerd's checks before an extract: a read-only volume, or a read-only
+    rootfs when the path is not on a volume."""
+    from dockyard.daemon.containermounts import covering
+
+    point = covering(c, path)
+    if point is not None and not point.RW:
+        raise errdefs.System("mounted volume is marked read-only")
+    if point is None and c.host_config.get("ReadonlyRootfs"):
+        raise errdefs.InvalidParameter("container rootfs is marked read-only")
+
 
 def _write_resource(dirfd: int, name: str, abs_path: str, out: BinaryIO) -> None:
     """go-archive's TarResourceRebase of `name` in `dirfd`: a directory's

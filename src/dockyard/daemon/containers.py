@@ -89,6 +89,7 @@ class ContainerService:
         self._restarting: set[str] = set()  # AutoRemove is held off while these restart
         self.on_exit_hooks: list[Callable] = []
         self.networking = None  # daemon/containernetwork.py, set by the daemon's wiring
+        self.mounts = None  # daemon/containermounts.py, set by the daemon's wiring
         self.restarts = Restarts(self)  # restart policies (daemon/restarts.py)
         images.container_using = self.using_image
         for record_id, record in self.records.load_all():
@@ -230,9 +231,17 @@ class ContainerService:
         return c, parent, warnings
 
     def _create_on_disk(self, c: Container, parent: str | None) -> None:
+        """The snapshot, the mounts (volumes made, filled from the snapshot),
+        then the record: a crash before the record leaves a snapshot the next
+        start removes, and at worst an unused anonymous volume."""
         self.images.snapshots.prepare(c.id, parent, {"container": c.id})
         try:
-            self.save(c)
+            self.mounts.register(c)
+            try:
+                self.save(c)
+            except BaseException:
+                self.mounts.unregister(c)
+                raise
         except BaseException:
             self.images.snapshots.remove(c.id)
             raise
@@ -255,7 +264,7 @@ class ContainerService:
             # (`docker run --rm` waits for that before it reports the error).
             if c.host_config.get("AutoRemove"):
                 with contextlib.suppress(errdefs.DockyardError):
-                    await self.remove(c.id, force=True)
+                    await self.remove(c.id, force=True, volumes=True)
             raise e.error from e
 
     async def _start(self, c: Container) -> None:
@@ -299,8 +308,11 @@ class ContainerService:
             undo.push_async_callback(self.networking.release, c)
             if netns_path:  # what is allocated is on disk before anything uses it
                 self.checkpoint(c)
-            await asyncio.to_thread(self._prepare, c, netns_path)
-            undo.push_async_callback(asyncio.to_thread, self.unmount_rootfs, c)
+            try:
+                await asyncio.to_thread(self._prepare, c, netns_path)
+            except errdefs.DockyardError as e:  # (a mount, the spec): recorded as it is
+                raise self._start_failed(c, str(e), errdefs.kind_of(e), translate=False) from e
+            undo.push_async_callback(asyncio.to_thread, self._unprepare, c)
             log_config = c.host_config["LogConfig"]
             try:
                 shim = await shimclient.spawn(
@@ -330,11 +342,12 @@ class ContainerService:
         self.emit(c, "start")
         live.watcher = asyncio.create_task(self._watch(c, live))
 
-    def _start_failed(self, c: Container, message: str,
-                      kind: type = errdefs.System) -> errdefs.DockyardError:
+    def _start_failed(self, c: Container, message: str, kind: type = errdefs.System,
+                      translate: bool = True) -> errdefs.DockyardError:
         """daemon/errors.go translateContainerdStartErr: the exit code and error
-        a start that failed leaves, and the kind of error it is."""
-        lower = message.lower()
+        a start that failed leaves, and the kind of error it is. Errors before
+        the runtime was asked (`translate` false) keep their kind, and 128."""
+        lower = message.lower() if translate else ""
         code, error = 128, kind(message)
         if "executable file not found" in lower or "no such file or directory" in lower:
             code, error = 127, errdefs.InvalidParameter(message)
@@ -361,6 +374,11 @@ class ContainerService:
         if not os.path.ismount(rootfs):
             mount_all(self.images.snapshots.mounts(c.id), rootfs)
         try:
+            mounts, tmpfs = self.mounts.setup(c)
+        except BaseException:
+            self.unmount_rootfs(c)
+            raise
+        try:
             files = etcfiles.for_container(c, self.data_dir(c), self.networking.etc_view(c))
             c.record.update(ResolvConfPath=files["resolv.conf"], HostnamePath=files["hostname"],
                             HostsPath=files["hosts"])
@@ -369,14 +387,19 @@ class ContainerService:
             image = self.images.images.get(c.image_id)
             try:
                 spec = oci_spec.build({**c.record, "ID": c.id}, image.container_config, rootfs,
-                                      files, netns_path=netns_path)
+                                      files, netns_path=netns_path, mounts=mounts, tmpfs=tmpfs)
             except ValueError as e:  # SpecError, UserLookupError: what the user asked for
                 raise errdefs.InvalidParameter(str(e)) from e
             with open(os.path.join(self.bundle(c), "config.json"), "wb") as f:
                 f.write(json.dumps(spec).encode())
         except BaseException:
-            self.unmount_rootfs(c)
+            self._unprepare(c)
             raise
+
+    def _unprepare(self, c: Container, remove_bundle: bool = True) -> None:
+        """Undo `_prepare`: the rootfs unmounted, the volumes released."""
+        self.unmount_rootfs(c, remove_bundle)
+        self.mounts.teardown(c)
 
     def unmount_rootfs(self, c: Container, remove_bundle: bool = True) -> None:
         """Unmount the container's rootfs and, unless told otherwise, remove its
@@ -467,6 +490,7 @@ class ContainerService:
         # its addresses are free before a restart asks for them again
         if await self.networking.release(c) and not auto_remove:
             self.checkpoint(c)
+        await asyncio.to_thread(self.mounts.teardown, c)
         self.live.pop(c.id, None)
         if live is not None and not live.exited.done():
             live.exited.set_result(exit_code)
@@ -475,7 +499,7 @@ class ContainerService:
             await hook(c)
         if auto_remove and c.id in self.containers:
             with contextlib.suppress(errdefs.DockyardError):
-                await self.remove(c.id, force=True)
+                await self.remove(c.id, force=True, volumes=True)
 
     async def _shim_probe(self, c: Container):
         """A connection to the shim, which reads EOF when the shim has exited
@@ -668,7 +692,7 @@ class ContainerService:
             c.state["Status"] = "removing"
             self.checkpoint(c)
             await self.shim_gone(c)
-            await asyncio.to_thread(self.destroy, c)
+            await asyncio.to_thread(self.destroy, c, volumes)
             self.containers.pop(c.id, None)
             self.names.pop(c.name, None)
         self._locks.pop(c.id, None)
@@ -676,11 +700,14 @@ class ContainerService:
         self._resolve_waiters(c, ("removed", "not-running", "next-exit"), c.state["ExitCode"])
         self._waiters.pop(c.id, None)
 
-    def destroy(self, c: Container) -> None:
+    def destroy(self, c: Container, volumes: bool = False) -> None:
+        """The container's files, its record, then its volume references (and
+        its anonymous volumes, with `volumes`)."""
         self.unmount_rootfs(c)
         with contextlib.suppress(errdefs.NotFound):
             self.images.snapshots.remove(c.id)
         self.records.delete(c.id)
+        self.mounts.remove(c, volumes)
 
     async def rename(self, ref: str, new_name: str) -> None:
         if not new_name:

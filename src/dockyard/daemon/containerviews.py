@@ -9,6 +9,7 @@ from typing import Any
 from dockyard import errdefs
 from dockyard.daemon.filtering import labels_match
 from dockyard.daemon.container import Container, parse_time
+from dockyard.daemon.containermounts import api_mounts
 from dockyard.network import ports
 from dockyard.storage.layer import chain_ids
 
@@ -43,7 +44,7 @@ def inspect(svc, c: Container, size: bool = False) -> dict[str, Any]:
     if size:
         rw, rootfs = sizes(svc, c)
         result["SizeRw"], result["SizeRootFs"] = rw, rootfs
-    result["Mounts"] = list(out.get("Mounts") or [])
+    result["Mounts"] = api_mounts(c)
     result["Config"] = out["Config"]
     result["NetworkSettings"] = network_settings(c)
     return result
@@ -96,7 +97,7 @@ def summary(svc, c: Container, size: bool = False) -> dict[str, Any]:
         # (the list leaves the aliases out, as dockerd's)
         "NetworkSettings": {"Networks": {name: {**ep, "Aliases": None}
                                          for name, ep in ns["Networks"].items()}},
-        "Mounts": list(c.record.get("Mounts") or []),
+        "Mounts": api_mounts(c),
     }
     if size:
         out["SizeRw"], out["SizeRootFs"] = sizes(svc, c)
@@ -187,6 +188,12 @@ def _keep(svc, c: Container, filters: dict[str, list[str]]) -> bool:
     if "health" in filters:
         health = (c.state.get("Health") or {}).get("Status", "none")
         if health not in filters["health"]:
+            return False
+    if "volume" in filters:
+        # a volume's name, a bind's source, or any mount's destination
+        known = {m.get("Name") or m["Source"] for m in api_mounts(c)} | \
+            {m["Destination"] for m in api_mounts(c)}
+        if not known & set(filters["volume"]):
             return False
     if "network" in filters:
         nets = (c.record.get("NetworkSettings") or {}).get("Networks") or {}

@@ -12,6 +12,7 @@ import os
 
 from dockyard.daemon.config import Config
 from dockyard.daemon.containerfs import ContainerFS
+from dockyard.daemon.containermounts import ContainerMounts
 from dockyard.daemon.containernetwork import ContainerNetworking
 from dockyard.daemon.containers import ContainerService
 from dockyard.daemon.events import Events
@@ -23,6 +24,7 @@ from dockyard.daemon.portpublisher import PortPublisher
 from dockyard.daemon.runtimes import Runtimes
 from dockyard.daemon.stats import StatsCollector
 from dockyard.daemon.system import SystemService
+from dockyard.daemon.volumes import VolumeService
 from dockyard.network.driver import BridgeDriver
 from dockyard.store.atomic import remove_stale_temps
 from dockyard.store.layout import Layout
@@ -50,6 +52,9 @@ class Daemon:
         self.containers.networking = self._container_networking(config)
         self.execs = ExecService(self.containers)
         self.containerfs = ContainerFS(self.containers)
+        self.volumes = VolumeService(self.layout.volumes, self.events.emit)
+        self.containers.mounts = ContainerMounts(self.volumes, self.containers, self.containerfs)
+        self.containers.mounts.restore()
         self.stats = StatsCollector(self.containers)
         self.system = SystemService(self)
 

@@ -16,7 +16,7 @@ import threading
 from typing import Any, BinaryIO, Callable
 
 from dockyard import errdefs, timefilter
-from dockyard.daemon.filtering import labels_match
+from dockyard.daemon.filtering import bool_filter, invalid_filter, labels_match
 from dockyard.image import reference
 from dockyard.image.archive import (Loaded, Loader, Saver, layer_failure, spool_to_file,
                                     tar_failure)
@@ -49,27 +49,6 @@ def short_id(image_id: str) -> str:
 class PatternError(errdefs.System):
     """A `reference=` pattern Go's path.Match refuses; dockerd returns it
     untyped, hence 500."""
-
-
-def invalid_filter(key: str, values: list[str] | None = None) -> errdefs.InvalidParameter:
-    """dockerd's invalidFilter: `Invalid filter 'key'` or `Invalid filter 'key=[v1 v2]'`."""
-    shown = f"={'[' + ' '.join(values) + ']'}" if values is not None else ""
-    return errdefs.InvalidParameter(f"Invalid filter '{key}{shown}'")
-
-
-def bool_filter(filters: dict[str, list[str]], key: str, default: bool | None) -> bool | None:
-    """dockerd's GetBoolOrDefault: true/1 or false/0; anything else, or both,
-    is an invalid filter."""
-    if key not in filters:
-        return default
-    values = filters[key]
-    if not values:
-        raise invalid_filter(key)
-    is_true = "true" in values or "1" in values
-    is_false = "false" in values or "0" in values
-    if is_true == is_false:
-        raise invalid_filter(key, values)
-    return is_true
 
 
 class ImageService:

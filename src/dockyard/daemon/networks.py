@@ -30,11 +30,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import re
 from typing import Any, Callable
 
 from dockyard import errdefs, timefilter
-from dockyard.daemon.filtering import labels_match
+from dockyard.daemon.filtering import labels_match, matches
 from dockyard.daemon.network import (BRIDGE_NAME, DEFAULT_BRIDGE, DRIVER_MTU, ENABLE_ICC,
                                      ENABLE_IP_MASQUERADE, HOST_BINDING_IPV4, PREDEFINED,
                                      BridgeSettings, Network, new_id, new_record, pool_record,
@@ -454,9 +453,9 @@ def filter_networks(nets: list[Network], filters: dict[str, list[str]],
     for net in nets:
         if "driver" in filters and net.driver not in filters["driver"]:
             continue
-        if "name" in filters and not _match(filters["name"], net.name):
+        if "name" in filters and not matches(filters["name"], net.name):
             continue
-        if "id" in filters and not _match(filters["id"], net.id):
+        if "id" in filters and not matches(filters["id"], net.id):
             continue
         if "label" in filters and not labels_match(net.labels, filters["label"]):
             continue
@@ -481,19 +480,6 @@ def filter_networks(nets: list[Network], filters: dict[str, list[str]],
             typed += [n for n in out if n.predefined == (value == "builtin")]
         out = typed
     return out
-
-
-def _match(patterns: list[str], value: str) -> bool:
-    """filters.Args.Match: an exact match, or a regular expression found in `value`."""
-    for pattern in patterns:
-        if pattern == value:
-            return True
-        try:
-            if re.search(pattern, value):
-                return True
-        except re.error:
-            continue
-    return False
 
 
 def split_ipam_config(configs: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -160,7 +160,7 @@ def disk_usage(daemon) -> dict[str, Any]:
         "LayersSize": sum(l.size for l in images_svc.layers),
         "Images": images,
         "Containers": containers,
-        "Volumes": [],
+        "Volumes": daemon.volumes.usage(),
         "BuildCache": [],
         "BuilderSize": 0,
     }

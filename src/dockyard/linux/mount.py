@@ -127,3 +127,29 @@ def unmount_all(target: str, flags: int = 0) -> None:
             if e.errno in (errno.EINVAL, errno.ENOENT):  # not (or no longer) a mount point
                 return
             raise
+
+
+def mountinfo(path: str = "/proc/self/mountinfo") -> list[list[str]]:
+    """The fields of each line of mountinfo: [4] is the mount point (escaped,
+    see unescape), [6:index("-")] the optional fields, then type and source."""
+    with open(path) as f:
+        return [line.split() for line in f]
+
+
+def unescape(s: str) -> str:
+    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n") \
+        .replace("\\134", "\\")
+
+
+def mount_points_under(path: str) -> list[str]:
+    """Mount points at `path` or below it, parents first. (os.path.ismount
+    cannot tell a bind mount from the same filesystem: it compares devices.)"""
+    path = path.rstrip("/") or "/"
+    prefix = path + "/" if path != "/" else "/"
+    found = {unescape(f[4]) for f in mountinfo()}
+    return sorted((m for m in found if m == path or m.startswith(prefix)),
+                  key=lambda m: m.count("/"))
+
+
+def is_mount_point(path: str) -> bool:
+    return (path.rstrip("/") or "/") in mount_points_under(path)

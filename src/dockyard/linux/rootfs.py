@@ -24,7 +24,7 @@ import stat
 
 from dockyard.linux import syscalls as sc
 from dockyard.linux.inroot import clean, secure_join  # noqa: F401 (re-exported)
-from dockyard.linux.mount import mount, umount
+from dockyard.linux.mount import mount, mountinfo, umount, unescape
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -170,24 +170,21 @@ def prepare_root(rootfs: str, propagation: int = 0) -> None:
     mount(rootfs, rootfs, None, MS_BIND | MS_REC)
 
 
-def _mountinfo(path: str = "/proc/self/mountinfo") -> list[list[str]]:
-    with open(path) as f:
-        return [line.split() for line in f]
-
-
-def _unescape(s: str) -> str:
-    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n") \
-        .replace("\\134", "\\")
-
-
 def _parent_mount(path: str) -> tuple[str, bool]:
-    best, shared = "/", False
-    for f in _mountinfo():
-        mp = _unescape(f[4])
+    mountpoint, optional = mount_of(path)
+    return mountpoint, any(o.startswith("shared:") for o in optional)
+
+
+def mount_of(path: str) -> tuple[str, list[str]]:
+    """The mount point `path` lives on, and that mount's optional fields
+    ("shared:N" when it propagates to its peers, "master:N" when it receives
+    from one), from /proc/self/mountinfo: the last, longest match wins."""
+    best, optional = "/", []
+    for f in mountinfo():
+        mp = unescape(f[4])
         if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
-            sep = f.index("-")
-            best, shared = mp, any(o.startswith("shared:") for o in f[6:sep])
-    return best, shared
+            best, optional = mp, f[6:f.index("-")]
+    return best, optional
 
 
 def _check_proc_mount(rootfs: str, dest: str, source: str) -> None:
@@ -217,7 +214,8 @@ def _propagate(m: Mount, dest: str) -> None:
         mount(None, dest, None, pflag)
 
 
-def _create_if_not_exists(path: str, is_dir: bool) -> None:
+def create_if_not_exists(path: str, is_dir: bool) -> None:
+    """What a bind needs to be mounted on: a directory, or a file for a file."""
     if os.path.lexists(path):
         return
     if is_dir:
@@ -282,7 +280,7 @@ def mount_entry(m: Mount, rootfs: str, cgroupns: bool = False) -> None:
     elif m.type == "bind":
         st = os.stat(m.source)
         _check_proc_mount(rootfs, dest, m.source)
-        _create_if_not_exists(dest, stat.S_ISDIR(st.st_mode))
+        create_if_not_exists(dest, stat.S_ISDIR(st.st_mode))
         _propagate(m, dest)
         if m.flags & ~(MS_REC | MS_REMOUNT | MS_BIND):
             _remount_bind(m, dest)
@@ -326,14 +324,14 @@ def _cgroup_v1_hierarchies() -> list[tuple[str, str, list[str]]]:
                     own[s] = path
     seen: set[str] = set()
     out = []
-    for fields in _mountinfo():
+    for fields in mountinfo():
         sep = fields.index("-")
         if fields[sep + 1] != "cgroup":
             continue
         subs = [o for o in fields[sep + 3].split(",") if o in own and o not in seen]
         if subs:
             seen.update(subs)
-            out.append((_unescape(fields[4]), _unescape(fields[3]), subs))
+            out.append((unescape(fields[4]), unescape(fields[3]), subs))
     return [(mp, root, subs) for mp, root, subs in out]
 
 

@@ -469,16 +469,18 @@ def _network_file_mounts(files: dict, readonly: bool) -> list[dict]:
     return out
 
 
-def _mounts(spec: dict, hc: dict, files: dict, extra: list[dict], ipc_mode: str) -> None:
+def _mounts(spec: dict, hc: dict, files: dict, extra: list[dict], ipc_mode: str,
+            tmpfs: dict[str, str]) -> None:
     """daemon/oci_linux.go WithMounts, on spec["mounts"] (defaults + init)."""
     readonly = bool(hc.get("ReadonlyRootfs"))
     user: list[dict] = [copy.deepcopy(m) for m in extra]
+    _rootfs_propagation(spec, user)
     taken = {m["destination"] for m in user}
     user += [m for m in _network_file_mounts(files, readonly) if m["destination"] not in taken]
     if ipc_mode == "host":
         user.append({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
                      "options": ["rbind", "rprivate"]})
-    for dest, data in (hc.get("Tmpfs") or {}).items():
+    for dest, data in {**(hc.get("Tmpfs") or {}), **tmpfs}.items():
         opts = ["noexec", "nosuid", "nodev", "rprivate"] + (data.split(",") if data else [])
         user.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
                      "options": merge_tmpfs_options(opts)})
@@ -512,6 +514,20 @@ def _mounts(spec: dict, hc: dict, files: dict, extra: list[dict], ipc_mode: str)
                 m["options"] = [o for o in m["options"] if o != "ro"]
         spec["linux"].pop("maskedPaths", None)
         spec["linux"].pop("readonlyPaths", None)
+
+
+def _rootfs_propagation(spec: dict, mounts: list[dict]) -> None:
+    """A shared bind needs a shared rootfs, a slave one a slave (or shared)
+    rootfs, or the propagation would stop at the container's root."""
+    linux = spec["linux"]
+    for m in mounts:
+        options = set(m.get("options") or ())
+        current = linux.get("rootfsPropagation", "")
+        if options & {"shared", "rshared"} and current not in ("shared", "rshared"):
+            linux["rootfsPropagation"] = "shared"
+        elif options & {"slave", "rslave"} and \
+                current not in ("shared", "rshared", "slave", "rslave"):
+            linux["rootfsPropagation"] = "rslave"
 
 
 # --- namespaces -------------------------------------------------------------
@@ -628,7 +644,8 @@ def _cgroups_path(hc: dict, container_id: str) -> str:
 
 def build(container: dict, image_config: dict | None, rootfs: str, files: dict | None, *,
           init_path: str | None = None, netns_path: str | None = None,
-          mounts: list[dict] | None = None, cgroup_v2: bool | None = None,
+          mounts: list[dict] | None = None, tmpfs: dict[str, str] | None = None,
+          cgroup_v2: bool | None = None,
           available_caps: list[str] | None = None) -> dict:
     """The OCI config.json for `container` ({"ID", "Name", "Config", "HostConfig"}).
 
@@ -642,6 +659,8 @@ def build(container: dict, image_config: dict | None, rootfs: str, files: dict |
                     (required for NetworkMode "container:<id>")
     mounts          volume/bind mounts already in OCI form; they override
                     defaults at the same destination
+    tmpfs           tmpfs mounts (destination -> options) besides HostConfig.Tmpfs:
+                    the --mount type=tmpfs ones
     cgroup_v2       whether the host is cgroup v2 only (default: probed); it
                     decides the default cgroup namespace mode as in docker
     available_caps  the daemon's capabilities (default: this process's CapEff)
@@ -762,7 +781,7 @@ def build(container: dict, image_config: dict | None, rootfs: str, files: dict |
         spec["root"]["readonly"] = True
 
     _namespaces(spec, hc, config, netns_path, cgroup_v2)
-    _mounts(spec, hc, files or {}, mounts or [], hc.get("IpcMode") or "private")
+    _mounts(spec, hc, files or {}, mounts or [], hc.get("IpcMode") or "private", tmpfs or {})
 
     if hc.get("Annotations"):
         spec["annotations"] = dict(hc["Annotations"])

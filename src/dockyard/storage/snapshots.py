@@ -300,20 +300,33 @@ class Snapshotter:
 
     def usage(self, key: str) -> int:
         """Bytes in the snapshot's own files (not its parents'), counted as
-        docker counts a container's SizeRw: apparent sizes of everything but
-        directories, each inode once (hard links share one)."""
+        docker counts a container's SizeRw (see tree_size)."""
         with self._lock:
             top = self._fs(self._get(key))
-        seen: set[tuple[int, int]] = set()
-        total = 0
-        pending = [top]
-        while pending:
-            with os.scandir(pending.pop()) as entries:
-                for entry in entries:
+        return tree_size(top)
+
+
+def tree_size(top: str) -> int:
+    """Bytes the files under `top` take, as docker counts them (SizeRw, volume
+    sizes): apparent sizes of everything but directories, each inode once
+    (hard links share one). Entries that vanish meanwhile are skipped."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    pending = [top]
+    while pending:
+        try:
+            entries = os.scandir(pending.pop())
+        except FileNotFoundError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
                     st = entry.stat(follow_symlinks=False)
-                    if stat.S_ISDIR(st.st_mode):
-                        pending.append(entry.path)
-                    elif (st.st_dev, st.st_ino) not in seen:
-                        seen.add((st.st_dev, st.st_ino))
-                        total += st.st_size
-        return total
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append(entry.path)
+                elif (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+    return total

@@ -21,6 +21,8 @@
       networks/<id>/network.json          a network's record: docker's fields, its Linux
                                           bridge, its subnets and gateways (the addresses
                                           endpoints hold are in the containers' records)
+      volumes/<name>/volume.json          a volume's record (volume/local.py)
+      volumes/<name>/_data/               its files, bind-mounted into containers
 
     <exec-root>/                          default /run/dockyard (tmpfs: gone at reboot)
       dockyardd.pid                       default pidfile
@@ -111,6 +113,10 @@ class Layout:
     @property
     def networks(self) -> str:
         return os.path.join(self.root, "networks")
+
+    @property
+    def volumes(self) -> str:
+        return os.path.join(self.root, "volumes")
 
     def create(self) -> None:
         """Make the directories of the tree (idempotent)."""

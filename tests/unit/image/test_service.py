@@ -8,7 +8,8 @@ import tarfile
 import pytest
 
 from dockyard import errdefs
-from dockyard.daemon.images import ImageService, PatternError, bool_filter, path_match
+from dockyard.daemon.filtering import bool_filter
+from dockyard.daemon.images import ImageService, PatternError, path_match
 from dockyard.image.store import AMBIGUOUS_TAG
 from dockyard.store.layout import Layout
 from dockyard.timefilter import TimeError
