@@ -16,16 +16,21 @@ binds) is tested in test_container_mounts.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 
 import pytest
 
-from harness import assert_same, both, load_busybox, wait_for
+from harness import assert_same, both, load_busybox, mounts_under, wait_for
 from paths import REFERENCE
+from test_containers_lifecycle import cgroup_dirs
+from test_containers_restore import alive, shim_of
 
 IMAGE = "busybox:local"
 ANONYMOUS = "com.docker.volume.anonymous"
@@ -612,6 +617,95 @@ def test_system_df(dy, cleanup):
                     "dytv-df-empty": ["0", "0B"]}
 
 
+# -- volumes with a file system of their own ------------------------------------------------
+
+def mounted(*, at: str | None = None, device: str | None = None) -> list[str]:
+    """The mount points in /proc/self/mountinfo at `at`, or of `device` (a block
+    device, matched by its number and by the source the kernel shows)."""
+    if device is not None:
+        rdev = os.stat(device).st_rdev
+        number = f"{os.major(rdev)}:{os.minor(rdev)}"
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point, source = fields[4], fields[fields.index("-") + 2]
+            if at is not None and point == at:
+                out.append(point)
+            elif device is not None and (fields[2] == number or source == device):
+                out.append(point)
+    return out
+
+
+def test_a_block_device_volume(dy, cleanup, tmp_path):
+    """`--opt type=ext4 --opt device=/dev/loopN`, as docker's local driver: the
+    device is mounted on the volume's `_data` while a container uses it, and
+    only then; removing the volume leaves the file system on the device as it
+    is."""
+    image = tmp_path / "fs.img"
+    with open(image, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    look = tmp_path / "look"
+    look.mkdir()
+    api = dy.api()
+    try:
+        dy.docker("volume", "create", "--opt", "type=ext4", "--opt", f"device={loop}",
+                  "dytv-blk", check=True)
+        got = api.get("/volumes/dytv-blk")
+        data = got["Mountpoint"]
+        assert got["Options"] == {"device": loop, "type": "ext4"}
+        assert mounted(at=data) == mounted(device=loop) == []
+        dy.docker("run", "--name", "dytv-blk-w", "-v", "dytv-blk:/d", IMAGE,
+                  "sh", "-c", "echo written on the device > /d/f && mkdir /d/sub", check=True)
+        assert mounted(at=data) == mounted(device=loop) == []
+        dy.docker("run", "-d", "--name", "dytv-blk-r", "-v", "dytv-blk:/d", IMAGE,
+                  "sleep", "300", check=True)
+        assert mounted(at=data) == mounted(device=loop) == [data]
+        got = dy.docker("exec", "dytv-blk-r", "sh", "-c", "cat /d/f; ls /d", check=True)
+        assert got.stdout == "written on the device\nf\nlost+found\nsub\n"
+        # a second user shares the mount, which stays until the last one stops
+        dy.docker("run", "-d", "--name", "dytv-blk-r2", "-v", "dytv-blk:/e", IMAGE,
+                  "sleep", "300", check=True)
+        assert mounted(at=data) == mounted(device=loop) == [data]
+        dy.docker("rm", "-f", "dytv-blk-r", check=True)
+        assert mounted(at=data) == mounted(device=loop) == [data]
+        got = dy.docker("exec", "dytv-blk-r2", "cat", "/e/f", check=True)
+        assert got.stdout == "written on the device\n"
+        dy.docker("rm", "-f", "dytv-blk-r2", "dytv-blk-w", check=True)
+        assert mounted(at=data) == mounted(device=loop) == []
+        assert os.listdir(data) == []  # nothing was written beneath the mount
+        assert dy.docker("volume", "rm", "dytv-blk", check=True).stdout == "dytv-blk\n"
+        assert mounted(device=loop) == []
+        subprocess.run(["mount", "-t", "ext4", "-o", "ro", loop, str(look)], check=True)
+        try:
+            assert (look / "f").read_text() == "written on the device\n"
+            assert sorted(os.listdir(look)) == ["f", "lost+found", "sub"]
+        finally:
+            subprocess.run(["umount", str(look)], check=True)
+
+        # o=ro: the file system is mounted read-only, and writes fail in the container
+        dy.docker("volume", "create", "--opt", "type=ext4", "--opt", f"device={loop}",
+                  "--opt", "o=ro", "dytv-blk-ro", check=True)
+        got = dy.docker("run", "--name", "dytv-blk-ro1", "-v", "dytv-blk-ro:/d", IMAGE,
+                        "sh", "-c", "cat /d/f; echo more > /d/g")
+        assert (got.returncode, got.stdout) == (1, "written on the device\n")
+        assert got.stderr == "sh: can't create /d/g: Read-only file system\n", got.stderr
+        assert mounted(device=loop) == []
+        dy.docker("rm", "dytv-blk-ro1", check=True)
+        dy.docker("volume", "rm", "dytv-blk-ro", check=True)
+    finally:
+        for c in ("dytv-blk-w", "dytv-blk-r", "dytv-blk-r2", "dytv-blk-ro1"):
+            status_of(api, "DELETE", f"/containers/{c}", query={"force": "1"})
+        for v in ("dytv-blk", "dytv-blk-ro"):
+            status_of(api, "DELETE", f"/volumes/{v}", query={"force": "1"})
+        for point in reversed(mounted(device=loop) + mounted(at=str(look))):
+            subprocess.run(["umount", "-l", point], check=False)
+        subprocess.run(["losetup", "-d", loop], check=False)
+
+
 # -- crash safety ---------------------------------------------------------------------------
 
 def test_volumes_survive_a_kill_and_leftovers_are_cleaned(daemon):
@@ -667,3 +761,93 @@ def test_volumes_survive_a_kill_and_leftovers_are_cleaned(daemon):
     for name in ("dytv-k1", "dytv-k2"):
         assert api.request("DELETE", f"/volumes/{name}").status == 204
     assert sorted(os.listdir(root)) == ["dytv-k-junk"]
+
+
+def test_volumes_after_a_host_reboot(daemon):
+    """What a reboot leaves: the daemon and the shims killed, the containers
+    with them, nothing mounted under the exec root nor on a volume's `_data`,
+    and the exec root gone (it is on a tmpfs, /run). The next daemon finds its
+    containers exited, the named volume's data kept, the tmpfs volume empty and
+    usable again, and the references of the exited containers in force."""
+    load_busybox(daemon)
+    api = daemon.api()
+    try:
+        daemon.docker("volume", "create", "dytv-rb-named", check=True)
+        daemon.docker("volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs",
+                      "dytv-rb-tmp", check=True)
+        named = api.get("/volumes/dytv-rb-named")["Mountpoint"]
+        tmp = api.get("/volumes/dytv-rb-tmp")["Mountpoint"]
+        for name, volume in (("dytv-rb-a", "dytv-rb-named"), ("dytv-rb-b", "dytv-rb-tmp")):
+            daemon.docker("run", "-d", "--network", "none", "--name", name, "-v", f"{volume}:/d",
+                          IMAGE, "sleep", "300", check=True)
+            daemon.docker("exec", name, "sh", "-c", f"echo {name} > /d/f", check=True)
+        a, b = container_id(daemon, "dytv-rb-a"), container_id(daemon, "dytv-rb-b")
+        assert mounted(at=tmp) == [tmp]
+        pids = [api.get(f"/containers/{c}/json")["State"]["Pid"] for c in (a, b)]
+
+        daemon.stop(signal.SIGKILL)
+        for pid in pids:
+            shim = shim_of(pid)
+            for victim in (shim, pid):
+                with contextlib.suppress(ProcessLookupError):  # (it may die with its shim)
+                    os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: not any(alive(pid) for pid in pids), what="the containers to die")
+        volumes = volumes_dir(daemon)
+        left = mounts_under(daemon.exec_root) + [m for m in mounts_under(volumes) if "/_data" in m]
+        assert tmp in left
+        for point in sorted(set(left), key=lambda m: m.count("/"), reverse=True):
+            subprocess.run(["umount", "-l", point], check=True)
+        assert not mounts_under(daemon.exec_root) and not mounted(at=tmp)
+        shutil.rmtree(daemon.exec_root)
+        for cid in (a, b):  # (cgroupfs does not outlive a boot either)
+            for group in sorted(cgroup_dirs(cid), key=lambda g: g.count("/"), reverse=True):
+                wait_for(lambda: not open(os.path.join(group, "cgroup.procs")).read(),
+                         what=f"{group} to be empty")
+                os.rmdir(group)
+
+        daemon.start()
+        for cid in (a, b):
+            s = api.get(f"/containers/{cid}/json")["State"]
+            assert (s["Status"], s["Running"], s["Pid"]) == ("exited", False, 0), s
+        assert mounted(at=tmp) == [] and mounted(at=named) == []
+        with open(os.path.join(named, "f")) as f:
+            assert f.read() == "dytv-rb-a\n"
+        assert os.listdir(tmp) == []
+        got = daemon.docker("run", "--rm", "--network", "none", "-v", "dytv-rb-named:/d", IMAGE,
+                            "cat", "/d/f", check=True)
+        assert got.stdout == "dytv-rb-a\n"
+        # the tmpfs volume: mounted again (empty) for a new container, and only meanwhile
+        daemon.docker("run", "-d", "--network", "none", "--name", "dytv-rb-c",
+                      "-v", "dytv-rb-tmp:/d", IMAGE, "sleep", "300", check=True)
+        assert mounted(at=tmp) == [tmp]
+        got = daemon.docker("exec", "dytv-rb-c", "sh", "-c", "ls -A /d; echo new > /d/g; cat /d/g",
+                            check=True)
+        assert got.stdout == "new\n"
+        c = container_id(daemon, "dytv-rb-c")
+        daemon.docker("rm", "-f", "dytv-rb-c", check=True)
+        assert mounted(at=tmp) == []
+        assert os.listdir(tmp) == []
+        # the exited containers still reference their volumes
+        for cid, volume in ((a, "dytv-rb-named"), (b, "dytv-rb-tmp")):
+            assert status_of(api, "DELETE", f"/volumes/{volume}") == (
+                409, f"remove {volume}: volume is in use - [{cid}]")
+            assert status_of(api, "DELETE", f"/volumes/{volume}", query={"force": "1"})[0] == 409
+        assert_same(*both(daemon, "volume", "rm", "-f", "dytv-rb-named"), 1, "",
+                    "Error response from daemon: remove dytv-rb-named: volume is in use - "
+                    f"[{a}]\n")
+        daemon.docker("rm", "dytv-rb-a", "dytv-rb-b", check=True)
+        assert daemon.docker("volume", "rm", "dytv-rb-named", check=True).stdout == \
+            "dytv-rb-named\n"
+        assert status_of(api, "DELETE", "/volumes/dytv-rb-tmp") == (204, None)
+        assert not os.path.exists(os.path.dirname(named))
+        assert not os.path.exists(os.path.dirname(tmp))
+        assert mounts_under(daemon.exec_root) == []
+        assert mounts_under(volumes) == []
+        wait_for(lambda: not [g for cid in (a, b, c) for g in cgroup_dirs(cid)],
+                 what="the containers' cgroups to be removed")
+    finally:
+        # (no container may outlive a failed test: the fixture's daemon stop keeps them)
+        if daemon.proc.poll() is None:
+            for left_over in api.get("/containers/json", query={"all": "1"}):
+                status_of(api, "DELETE", f"/containers/{left_over['Id']}",
+                          query={"force": "1"})

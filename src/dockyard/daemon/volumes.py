@@ -51,6 +51,12 @@ class VolumeService:
         self.refs: dict[str, set[str]] = {}  # volume name -> IDs of containers naming it
 
     # -- views --------------------------------------------------------------------------
+    def _records(self) -> list[dict[str, Any]]:
+        """Every volume's record, by name (a copy: creates and removes go on
+        in other threads)."""
+        with self._lock:
+            return sorted(self.driver.records.values(), key=lambda r: r["Name"])
+
     def view(self, record: dict[str, Any]) -> dict[str, Any]:
         """A volume as the API shows it (types/volume.Volume)."""
         return {
@@ -183,7 +189,7 @@ class VolumeService:
                 raise invalid_filter(key)
         everything = bool_filter(filters, "all", False)
         deleted, reclaimed = [], 0
-        for record in list(self.driver.records.values()):
+        for record in self._records():
             name, labels = record["Name"], record.get("Labels") or {}
             if self.in_use(name) or record.get("Options"):
                 continue
@@ -210,7 +216,7 @@ class VolumeService:
                 raise invalid_filter(key)
         dangling = bool_filter(filters, "dangling", None)
         out = []
-        for record in sorted(self.driver.records.values(), key=lambda r: r["Name"]):
+        for record in self._records():
             name = record["Name"]
             if "name" in filters and not matches(filters["name"], name):
                 continue
@@ -229,7 +235,7 @@ class VolumeService:
         with mount options are left out, as dockerd leaves them out: their
         files live elsewhere (a tmpfs, a device, a server)."""
         out = []
-        for record in sorted(self.driver.records.values(), key=lambda r: r["Name"]):
+        for record in self._records():
             if record.get("Options"):
                 continue
             name = record["Name"]
