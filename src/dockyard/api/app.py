@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from dockyard import API_VERSION, MIN_API_VERSION, __version__
+from dockyard import API_VERSION, MIN_API_VERSION, __version__, errdefs
 from dockyard.api import errors
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,20 @@ class Router:
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=(json.dumps(data) + "\n").encode(),
                         headers={"Content-Type": "application/json"})
+
+
+async def json_body(request: web.Request) -> dict:
+    """The request body as a JSON object; an empty body is an empty object."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise errdefs.InvalidParameter(f"invalid JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise errdefs.InvalidParameter("invalid JSON: expected an object")
+    return body
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from dockyard import detachkeys, errdefs
 from dockyard.api import filters
-from dockyard.api.app import Router, json_response, query_bool
+from dockyard.api.app import Router, json_body, json_response, query_bool
 from dockyard.api.attach import relay, replay_logs
 from dockyard.api.errors import status_of
 from dockyard.api.hijack import RAW_STREAM, hijack, refuse, send_headers_now
@@ -25,19 +25,6 @@ def _views():
     return containerviews
 
 
-async def _json_body(request: web.Request) -> dict:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise errdefs.InvalidParameter(f"invalid JSON: {e}") from e
-    if not isinstance(body, dict):
-        raise errdefs.InvalidParameter("invalid JSON: expected an object")
-    return body
-
-
 def _int_query(request: web.Request, name: str) -> int | None:
     value = request.query.get(name)
     if value in (None, ""):
@@ -49,7 +36,7 @@ def _int_query(request: web.Request, name: str) -> int | None:
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     result = await _svc(request).create(body, request.query.get("name"))
     return json_response(result, status=201)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.app import Router, json_response
+from dockyard.api.app import Router, json_body, json_response
 
 
 async def update(request: web.Request) -> web.Response:
-    from dockyard.api.routes.containers import _json_body
     from dockyard.daemon import containerupdate
 
-    body = await _json_body(request)
+    body = await json_body(request)
     result = await containerupdate.update(request.app["daemon"].containers,
                                           request.match_info["id"], body)
     return json_response(result)

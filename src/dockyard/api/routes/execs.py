@@ -20,10 +20,9 @@ import struct
 from aiohttp import web
 
 from dockyard import detachkeys, errdefs
-from dockyard.api.app import Router, json_response
+from dockyard.api.app import Router, json_body, json_response
 from dockyard.api.attach import relay
 from dockyard.api.hijack import RAW_STREAM, hijack
-from dockyard.api.routes.containers import _json_body
 
 
 def _svc(request: web.Request):
@@ -31,14 +30,14 @@ def _svc(request: web.Request):
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     exec_id = _svc(request).create(request.match_info["id"], body)
     return json_response({"Id": exec_id}, status=201)
 
 
 async def start(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
-    body = await _json_body(request)
+    body = await json_body(request)
     exec_id = request.match_info["id"]
     ec, _ = svc.active(exec_id)  # dockerd's ExecExists: refused before any hijack
     console_size = body.get("ConsoleSize")

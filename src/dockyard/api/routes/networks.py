@@ -11,8 +11,7 @@ from aiohttp import web
 
 from dockyard import errdefs
 from dockyard.api import filters
-from dockyard.api.app import Router, json_response
-from dockyard.api.routes.containers import _json_body
+from dockyard.api.app import Router, json_body, json_response
 
 
 def _svc(request: web.Request):
@@ -22,7 +21,7 @@ def _svc(request: web.Request):
 async def _body(request: web.Request) -> dict:
     if not (await request.read()).strip():
         raise errdefs.InvalidParameter("got EOF while reading request body")
-    return await _json_body(request)
+    return await json_body(request)
 
 
 def _string(body: dict, key: str) -> str:

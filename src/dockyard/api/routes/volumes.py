@@ -12,8 +12,7 @@ from aiohttp import web
 
 from dockyard import API_VERSION, errdefs
 from dockyard.api import filters
-from dockyard.api.app import Router, json_response, query_bool
-from dockyard.api.routes.containers import _json_body
+from dockyard.api.app import Router, json_body, json_response, query_bool
 
 
 def _svc(request: web.Request):
@@ -35,7 +34,7 @@ async def list_volumes(request: web.Request) -> web.Response:
 
 
 async def create_volume(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     for key in ("Name", "Driver"):
         if not isinstance(body.get(key) or "", str):
             raise errdefs.InvalidParameter(
