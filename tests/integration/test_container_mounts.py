@@ -241,6 +241,18 @@ def test_named_volume_data_is_shared_and_outlives_its_writer(dk):
         assert f.read() == "written-by-w\n"
 
 
+def test_ps_filters_by_volume_name_bind_source_or_destination(dk, hostdir):
+    dk("create", "--network", "none", "--name", "dytm-pv", "-v", "dytm-psvol:/data",
+       "-v", f"{hostdir}:/h", IMAGE, "true")
+    dk("create", "--network", "none", "--name", "dytm-pn", IMAGE, "true")
+
+    def names(value: str) -> str:
+        return dk("ps", "-a", "--filter", f"volume={value}", "--format", "{{.Names}}")
+
+    assert names("dytm-psvol") == names("/data") == names(hostdir) == names("/h") == "dytm-pv"
+    assert names("dytm-nosuch") == ""
+
+
 def test_named_volumes_survive_rm_v_and_run_rm(dk):
     dk.run("--name", "dytm-n1", "-v", "dytm-keep1:/a",
            "--mount", "type=volume,src=dytm-keep2,dst=/b", IMAGE,
