@@ -30,7 +30,7 @@ HEADERS = {
 }
 
 
-def _version_tuple(v: str) -> tuple[int, ...]:
+def version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split("."))
 
 
@@ -39,14 +39,14 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     version = request.match_info.get("api_version")
     if version is not None:
         try:
-            wanted = _version_tuple(version)
+            wanted = version_tuple(version)
         except ValueError:
             return errors.error_response(400, f"invalid API version {version!r}")
-        if wanted > _version_tuple(API_VERSION):
+        if wanted > version_tuple(API_VERSION):
             return errors.error_response(
                 400, f"client version {version} is too new. "
                      f"Maximum supported API version is {API_VERSION}")
-        if wanted < _version_tuple(MIN_API_VERSION):
+        if wanted < version_tuple(MIN_API_VERSION):
             return errors.error_response(
                 400, f"client version {version} is too old. Minimum supported API version "
                      f"is {MIN_API_VERSION}, please upgrade your client to a newer version")

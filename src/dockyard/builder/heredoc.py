@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dockyard.builder.gostrings import as_go_runes, is_space, quote
+from dockyard.builder.gostrings import is_space, quote
+from dockyard.builder.shell import Scanner
 
 # Go's `^(\d*)<<(-?)\s*([^<]*)$`, where \d and \s are ASCII only.
 _HEREDOC_WORD = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)")
@@ -142,26 +143,15 @@ class _RawLexer:
     def __init__(self, raw_quotes: bool, raw_escapes: bool):
         self.raw_quotes = raw_quotes
         self.raw_escapes = raw_escapes
-        self.text = ""
-        self.pos = 0
+        self._scanner = Scanner("")
         self.shared_buf: list[str] = []
 
     def words(self, text: str) -> list[str]:
-        # Go's text/scanner reads bad UTF-8 as U+FFFD and skips a leading BOM.
-        self.text, self.pos = as_go_runes(text), int(text.startswith("\ufeff"))
+        self._scanner = Scanner(text)
         try:
             return self._until(_EOF, self.raw_escapes)[1]
         except HeredocError as err:
             raise HeredocError(f"failed to process {quote(text)}: {err}") from None
-
-    def _peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else _EOF
-
-    def _next(self) -> str:
-        ch = self._peek()
-        if ch:
-            self.pos += 1
-        return ch
 
     def _until(self, stop: str, raw_escapes: bool) -> tuple[str, list[str]]:
         """processStopOn: read up to `stop` (or the end), giving the text read
@@ -178,10 +168,10 @@ class _RawLexer:
         words = _Words(self.shared_buf)
         special = {"$": self._dollar, "<": self._possible_heredoc,
                    "'": self._single_quote, '"': self._double_quote}
-        while self._peek() != _EOF:
-            ch = self._peek()
+        while self._scanner.peek() != _EOF:
+            ch = self._scanner.peek()
             if stop and ch == stop:
-                self._next()
+                self._scanner.next()
                 return "".join(result), words.done()
             if ch in special:
                 part = special[ch]()
@@ -191,12 +181,12 @@ class _RawLexer:
                 else:
                     words.add_raw(part)
                 continue
-            ch = self._next()
+            ch = self._scanner.next()
             if ch == "\\":
                 if self.raw_escapes:
                     words.add_raw(ch)
                     result.append(ch)
-                ch = self._next()
+                ch = self._scanner.next()
                 if ch == _EOF:
                     break
                 words.add_raw(ch)
@@ -208,10 +198,10 @@ class _RawLexer:
         return "".join(result), words.done()
 
     def _single_quote(self) -> str:
-        opening = self._next()
+        opening = self._scanner.next()
         result = [opening] if self.raw_quotes else []
         while True:  # nothing escapes inside single quotes
-            ch = self._next()
+            ch = self._scanner.next()
             if ch == _EOF:
                 raise HeredocError("unexpected end of statement while looking for matching single-quote")
             if ch == "'":
@@ -221,53 +211,53 @@ class _RawLexer:
             result.append(ch)
 
     def _double_quote(self) -> str:
-        opening = self._next()
+        opening = self._scanner.next()
         result = [opening] if self.raw_quotes else []
         while True:
-            ch = self._peek()
+            ch = self._scanner.peek()
             if ch == _EOF:
                 raise HeredocError("unexpected end of statement while looking for matching double-quote")
             if ch == '"':
-                self._next()
+                self._scanner.next()
                 if self.raw_quotes:
                     result.append(ch)
                 return "".join(result)
             if ch == "$":
                 result.append(self._dollar())
                 continue
-            ch = self._next()
+            ch = self._scanner.next()
             if ch == "\\":
                 if self.raw_escapes:
                     result.append(ch)
-                if self._peek() == _EOF:
+                if self._scanner.peek() == _EOF:
                     continue  # and the loop then finds the quote unterminated
-                if self._peek() in ('"', "$", "\\"):
-                    ch = self._next()
+                if self._scanner.peek() in ('"', "$", "\\"):
+                    ch = self._scanner.next()
             result.append(ch)
 
     def _possible_heredoc(self) -> str:
-        self._next()
-        if self._peek() != "<":
+        self._scanner.next()
+        if self._scanner.peek() != "<":
             return "<"
-        self._next()
+        self._scanner.next()
         spaces = []  # `<< EOF` is one word: the spaces belong to it
-        while self._peek() in ("\t", "\r", " "):
-            spaces.append(self._next())
+        while self._scanner.peek() in ("\t", "\r", " "):
+            spaces.append(self._scanner.next())
         return "<<" + "".join(spaces)
 
     def _dollar(self) -> str:
         """A `$` part, which with no variables set stays as written."""
-        self._next()
-        if self._peek() != "{":
+        self._scanner.next()
+        if self._scanner.peek() != "{":
             name = self._name()
             return "$" + name
-        self._next()
-        if self._peek() == _EOF:
+        self._scanner.next()
+        if self._scanner.peek() == _EOF:
             raise HeredocError("syntax error: missing '}'")
-        if self._peek() in "{}:":
+        if self._scanner.peek() in "{}:":
             raise HeredocError("syntax error: bad substitution")
         name = self._name()
-        ch = self._next()
+        ch = self._scanner.next()
         modifier = ch or "\ufffd"  # Go's string(scanner.EOF)
         if ch == "}":
             return "${" + name + "}"
@@ -275,7 +265,7 @@ class _RawLexer:
             return self._replacement(name)
         null_is_unset = ch == ":"
         if null_is_unset:
-            ch = self._next()
+            ch = self._scanner.next()
             modifier += ch or "\ufffd"
         elif ch not in ("+", "-", "?", "#", "%"):
             raise HeredocError(f"unsupported modifier ({modifier}) in substitution")
@@ -286,8 +276,8 @@ class _RawLexer:
         return "${" + name + modifier + word + "}"
 
     def _replacement(self, name: str) -> str:
-        if self._peek() == "/":
-            self._next()  # `${x//a/b}`: docker writes it back with one slash
+        if self._scanner.peek() == "/":
+            self._scanner.next()  # `${x//a/b}`: docker writes it back with one slash
         pattern = self._closing("/", True, "syntax error: missing '/' in ${}")
         replacement = self._closing("}", True, "syntax error: missing '}'")
         return "${" + name + "/" + pattern + "/" + replacement + "}"
@@ -296,21 +286,21 @@ class _RawLexer:
         try:
             return self._until(stop, raw_escapes)[0]
         except HeredocError:
-            if self._peek() == _EOF:
+            if self._scanner.peek() == _EOF:
                 raise HeredocError(at_end) from None
             raise
 
     def _name(self) -> str:
         name: list[str] = []
-        while self._peek() != _EOF:
-            ch = self._peek()
+        while self._scanner.peek() != _EOF:
+            ch = self._scanner.peek()
             if not name and ch.isdecimal():
-                while self._peek() != _EOF and self._peek().isdecimal():
-                    name.append(self._next())
+                while self._scanner.peek() != _EOF and self._scanner.peek().isdecimal():
+                    name.append(self._scanner.next())
                 return "".join(name)
             if not name and ch in "@*#?-$!0":
-                return self._next()
+                return self._scanner.next()
             if not (ch.isalpha() or ch.isdecimal() or ch == "_"):
                 break
-            name.append(self._next())
+            name.append(self._scanner.next())
         return "".join(name)

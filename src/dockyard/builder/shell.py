@@ -85,7 +85,7 @@ def _environment(env: Env) -> dict[str, str]:
     return values
 
 
-class _Scanner:
+class Scanner:
     """Go's text/scanner as the lexer uses it: one character at a time, _EOF
     at the end. Like Go's, it skips a byte order mark at the very start, and
     reads a byte that is not UTF-8 as U+FFFD."""
@@ -136,7 +136,7 @@ class _Expansion:
     """One word being expanded: the reading position and the variables."""
 
     def __init__(self, word: str, escape_token: str, env: dict[str, str]):
-        self.scanner = _Scanner(word)
+        self.scanner = Scanner(word)
         self.escape_token = escape_token
         self.env = env
         # Inside ${name#pat}, ${name%pat} and ${name/pat/repl} escapes are kept,
@@ -334,7 +334,7 @@ def _compile(pattern: str, greedy: bool, anchored: bool) -> re.Pattern[str]:
     (the longest when greedy, else the shortest), `?` any one character, `\\`
     escapes `*`, `?` and `\\`, and is dropped before `}` and `/`, which must be
     escaped inside ${...}. Everything else is literal: no bracket expressions."""
-    scanner = _Scanner(pattern)
+    scanner = Scanner(pattern)
     out = ["^"] if anchored else []
     while (ch := scanner.next()) != _EOF:
         if ch == "*":

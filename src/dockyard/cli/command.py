@@ -89,6 +89,15 @@ class Cli:
         return self.client.host
 
 
+def write_listing(cli: Cli, fmt: str, rows: list, header: dict[str, str]) -> None:
+    """formatting.render's listing to stdout; a bad --format is the command's error."""
+    from dockyard.cli import formatting
+    try:
+        cli.out.write(formatting.render(fmt, rows, header))
+    except formatting.FormatError as e:
+        raise StatusError(str(e)) from None
+
+
 # --- pflag's booleans --------------------------------------------------------
 
 _FALSE_SUFFIX = "\x00false"

@@ -20,6 +20,7 @@ from dockyard.cli.command import (
     go_path_error,
     require_api,
     stream_is_terminal,
+    write_listing,
 )
 
 # `dockyard images ls` finds nothing and was probably meant as `image ls`.
@@ -49,17 +50,6 @@ def parse_filters(values: list[str] | None, parser: Parser | None = None,
 def filters_param(filters: dict[str, list[str]]) -> str:
     """The `filters` query parameter: {"key": ["value", ...]}."""
     return json.dumps(filters, separators=(",", ":"))
-
-
-def _write(cli: Cli, text: str) -> None:
-    cli.out.write(text)
-
-
-def _render(cli: Cli, fmt: str, rows: list, header: dict[str, str]) -> None:
-    try:
-        _write(cli, formatting.render(fmt, rows, header))
-    except formatting.FormatError as e:
-        raise StatusError(str(e)) from None
 
 
 # --- images / image ls ----------------------------------------------------------
@@ -95,7 +85,7 @@ def list_images(cli: Cli, argv: list[str], path: str) -> int:
     fmt = formatting.image_format(opts.format, opts.quiet, opts.digests)
     rows = formatting.image_rows(images, trunc=not opts.no_trunc, digests=opts.digests,
                                  need_digest="{{.Digest}}" in fmt)
-    _render(cli, fmt, rows, formatting.IMAGE_HEADER)
+    write_listing(cli, fmt, rows, formatting.IMAGE_HEADER)
     if match and not images and path == f"{PROG} images" and match in _IMAGE_SUBCOMMANDS:
         cli.err.write(f'\nNo images found matching "{match}": '
                       f'did you mean "{PROG} image {match}"?\n')
@@ -121,7 +111,7 @@ def history(cli: Cli, argv: list[str], path: str) -> int:
     items = cli.client.get(f"/images/{opts.args[0]}/history", query=query)
     fmt = formatting.history_format(opts.format, opts.quiet, opts.human)
     rows = formatting.history_rows(items, trunc=not opts.no_trunc, human=opts.human)
-    _render(cli, fmt, rows, formatting.HISTORY_HEADER)
+    write_listing(cli, fmt, rows, formatting.HISTORY_HEADER)
     return 0
 
 

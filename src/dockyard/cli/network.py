@@ -13,8 +13,8 @@ from __future__ import annotations
 import ipaddress
 
 from dockyard.cli import formatting
-from dockyard.cli.command import FORMAT_HELP, INSPECT_FORMAT_HELP, PROG, Cli, StatusError
-from dockyard.cli.formatting import rfc3339_time_string as go_time_string
+from dockyard.cli.command import (FORMAT_HELP, INSPECT_FORMAT_HELP, PROG, Cli, StatusError,
+                                  write_listing)
 from dockyard.cli.pflag import FlagSet
 
 TYPE_CHECKING = False
@@ -181,7 +181,7 @@ def network_row(n: Mapping[str, Any], trunc: bool = True):
     labels = n.get("Labels") or {}
     network_id = n.get("Id", "")
     row = _NetworkRow({
-        "CreatedAt": go_time_string(n.get("Created", "")),
+        "CreatedAt": formatting.rfc3339_time_string(n.get("Created", "")),
         "Driver": n.get("Driver", ""),
         "ID": formatting.truncate_id(network_id) if trunc else network_id,
         "IPv4": "true" if n.get("EnableIPv4") else "false",
@@ -221,10 +221,7 @@ def list_networks(cli: Cli, argv: list[str], path: str) -> int:
     networks = cli.client.get("/networks", query={"filters": filters} if filters else None)
     networks = sorted(networks or [], key=lambda n: formatting.natural_key(n.get("Name", "")))
     rows = [network_row(n, trunc=not o.no_trunc) for n in networks]
-    try:
-        cli.out.write(formatting.render(network_format(fmt, o.quiet), rows, HEADER))
-    except formatting.FormatError as e:
-        raise StatusError(str(e)) from None
+    write_listing(cli, network_format(fmt, o.quiet), rows, HEADER)
     return 0
 
 
@@ -294,9 +291,9 @@ def prune(cli: Cli, argv: list[str], path: str) -> int:
     filters = filters_json(o.filter or [])
     report = cli.client.post("/networks/prune",
                              query={"filters": filters} if filters else None) or {}
-    deleted = report.get("NetworksDeleted") or []
-    if deleted:
-        cli.out.write("Deleted Networks:\n" + "".join(f"{n}\n" for n in deleted) + "\n")
+    _, output = formatting.prune_report(report, "NetworksDeleted", "Deleted Networks:")
+    if output:
+        cli.out.write(output + "\n")
     return 0
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from dockyard.cli import formatting
-from dockyard.cli.command import FORMAT_HELP, PROG, Cli, StatusError
+from dockyard.cli.command import FORMAT_HELP, PROG, Cli, StatusError, write_listing
 from dockyard.cli.pflag import FlagSet
 
 TYPE_CHECKING = False
@@ -52,11 +52,6 @@ def container_format(fmt: str, quiet: bool, size: bool) -> str:
     return formatting.QUIET_FORMAT if quiet else fmt
 
 
-def _truncate_id(value: str) -> str:
-    """stringid.TruncateID: after the first ":", at most 12 characters."""
-    return value.partition(":")[2][:12] if ":" in value else value[:12]
-
-
 def _image(summary: Mapping[str, Any], trunc: bool) -> str:
     """ContainerContext.Image: "<no image>", a short ID for an image given by ID,
     else the familiar name with its tag and without a digest."""
@@ -65,8 +60,8 @@ def _image(summary: Mapping[str, Any], trunc: bool) -> str:
         return "<no image>"
     if not trunc:
         return image
-    if _truncate_id(summary.get("ImageID") or "") == _truncate_id(image):
-        return _truncate_id(image)
+    if formatting.truncate_id(summary.get("ImageID") or "") == formatting.truncate_id(image):
+        return formatting.truncate_id(image)
     parsed = formatting.split_reference(image)
     if parsed is None:
         return image
@@ -162,7 +157,7 @@ def container_row(c: Mapping[str, Any], trunc: bool = True, now: float | None = 
     row = ContainerRow({
         "Command": formatting.go_quote(formatting.ellipsis(command, 20) if trunc else command),
         "CreatedAt": formatting.go_time_string(created),
-        "ID": _truncate_id(c.get("Id", "")) if trunc else c.get("Id", ""),
+        "ID": formatting.truncate_id(c.get("Id", "")) if trunc else c.get("Id", ""),
         "Image": _image(c, trunc),
         "Labels": ",".join(sorted(f"{k}={v}" for k, v in labels.items())),
         "LocalVolumes": str(sum(1 for m in mounts if m.get("Driver") == "local")),
@@ -270,10 +265,7 @@ def ps(cli: Cli, argv: list[str], path: str) -> int:
         query["filters"] = filters
     containers = cli.client.get("/containers/json", query=query or None) or []
     rows = [container_row(c, trunc=not o.no_trunc) for c in containers]
-    try:
-        cli.out.write(formatting.render(container_format(fmt, o.quiet, size), rows, HEADER))
-    except formatting.FormatError as e:
-        raise StatusError(str(e)) from None
+    write_listing(cli, container_format(fmt, o.quiet, size), rows, HEADER)
     return 0
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from dockyard.cli import formatting
-from dockyard.cli.command import FORMAT_HELP, Cli, StatusError
+from dockyard.cli.command import FORMAT_HELP, Cli, StatusError, write_listing
 from dockyard.cli.pflag import FlagSet
 from dockyard.cli.volume import HEADER as VOLUME_HEADER
 from dockyard.cli.volume import volume_format, volume_row
@@ -130,8 +130,7 @@ def _parse_rfc3339(text: str) -> float:
 
 
 def _build_cache_row(b: dict[str, Any], trunc: bool, now: float):
-    from dockyard.cli.ps import _truncate_id
-    cache_id = _truncate_id(b.get("ID", "")) if trunc else b.get("ID", "")
+    cache_id = formatting.truncate_id(b.get("ID", "")) if trunc else b.get("ID", "")
     # docker 28 decodes Parents from the key " Parents" (a stray space in the
     # tag of build.CacheRecord), so what it shows is in effect Parent alone
     parents = b.get(" Parents") or ([b["Parent"]] if b.get("Parent") else [])
@@ -146,7 +145,7 @@ def _build_cache_row(b: dict[str, Any], trunc: bool, now: float):
         "InUse": "true" if b.get("InUse") else "false",
         "LastUsedAt": formatting.rfc3339_time_string(last) if last else "",
         "LastUsedSince": formatting.since(_parse_rfc3339(last), now) if last else "",
-        "Parent": _truncate_id(", ".join(parents)) if trunc else ", ".join(parents),
+        "Parent": formatting.truncate_id(", ".join(parents)) if trunc else ", ".join(parents),
         "Shared": "true" if b.get("Shared") else "false",
         "Size": formatting.human_size_with_precision(b.get("Size", 0), 3),
         "UsageCount": str(b.get("UsageCount", 0)),
@@ -252,10 +251,7 @@ def df(cli: Cli, argv: list[str], path: str) -> int:
             cli.out.write("".join(out))
     else:
         fmt = SUMMARY_TABLE if fmt == "table" else SUMMARY_RAW if fmt == "raw" else fmt
-        try:
-            cli.out.write(formatting.render(fmt, summary_rows(du), SUMMARY_HEADER))
-        except formatting.FormatError as e:
-            raise StatusError(str(e)) from None
+        write_listing(cli, fmt, summary_rows(du), SUMMARY_HEADER)
     return 0
 
 

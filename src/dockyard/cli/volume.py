@@ -19,7 +19,8 @@ them; only a swarm manager accepts them.
 from __future__ import annotations
 
 from dockyard.cli import formatting
-from dockyard.cli.command import FORMAT_HELP, INSPECT_FORMAT_HELP, PROG, Cli, StatusError
+from dockyard.cli.command import (FORMAT_HELP, INSPECT_FORMAT_HELP, PROG, Cli, StatusError,
+                                  write_listing)
 from dockyard.cli.pflag import FlagSet
 
 TYPE_CHECKING = False
@@ -271,11 +272,7 @@ def list_volumes(cli: Cli, argv: list[str], path: str) -> int:
         from dockyard.cli.clientconfig import listing_format
         fmt = listing_format(o.format, o.quiet, "volumesFormat")
     volumes = sorted(volumes, key=lambda v: formatting.natural_key(v.get("Name", "")))
-    try:
-        cli.out.write(formatting.render(volume_format(fmt, o.quiet),
-                                        [volume_row(v) for v in volumes], HEADER))
-    except formatting.FormatError as e:
-        raise StatusError(str(e)) from None
+    write_listing(cli, volume_format(fmt, o.quiet), [volume_row(v) for v in volumes], HEADER)
     return 0
 
 

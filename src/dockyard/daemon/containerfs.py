@@ -49,6 +49,7 @@ from dockyard.storage import archive, changes
 if TYPE_CHECKING:
     from dockyard.daemon.container import Container
     from dockyard.daemon.containers import ContainerService
+    from dockyard.volume.mountpoint import MountPoint
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,7 @@ class ContainerFS:
         async with self.containers.lock(c):
             if c.id not in self.containers.containers:
                 raise errdefs.NotFound(f"No such container: {c.id}")
-            target, fd = await asyncio.to_thread(self._mount_snapshot, c)
-            os.close(fd)
+            target = await asyncio.to_thread(self._mount_snapshot, c)
             try:
                 async with self._view(c, target, volumes) as fd:
                     yield fd
@@ -180,14 +180,15 @@ class ContainerFS:
     async def _view(self, c: Container, rootfs: str, volumes: bool) -> AsyncIterator[int]:
         from dockyard.daemon.containermounts import mount_points
 
-        if not volumes or not mount_points(c):
+        points = mount_points(c) if volumes else []
+        if not points:
             fd = await asyncio.to_thread(inroot.open_root, rootfs)
             try:
                 yield fd
             finally:
                 os.close(fd)
             return
-        view, opened = await asyncio.to_thread(self._mount_view, c, rootfs)
+        view, opened = await asyncio.to_thread(self._mount_view, c, rootfs, points)
         try:
             fd = await asyncio.to_thread(inroot.open_root, view)
             try:
@@ -197,12 +198,12 @@ class ContainerFS:
         finally:
             await asyncio.to_thread(self._unmount_view, view, opened)
 
-    def _mount_view(self, c: Container, rootfs: str) -> tuple[str, list[str]]:
+    def _mount_view(self, c: Container, rootfs: str, points: list[MountPoint]
+                    ) -> tuple[str, list[str]]:
         """The rootfs bound at a private place with the container's volumes and
         bind mounts on it (read-only ones read-only), as dockerd's
         mountVolumes: private, so nothing made here reaches the container or
         the host. (The volumes it had to mount, to close afterwards.)"""
-        from dockyard.daemon.containermounts import mount_points
         from dockyard.linux.mount import MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, mount
         from dockyard.linux.rootfs import create_if_not_exists
         from dockyard.volume.mountpoint import TMPFS, VOLUME
@@ -214,7 +215,7 @@ class ContainerFS:
         try:
             mount(rootfs, view, None, MS_BIND | MS_REC)
             mount(None, view, None, MS_PRIVATE | MS_REC)
-            for point in mount_points(c):
+            for point in points:
                 if point.Type == TMPFS:
                     continue  # (only the running container has its contents)
                 if point.Type == VOLUME:
@@ -247,14 +248,13 @@ class ContainerFS:
     def snapshot_mounted(self, c: Container) -> Iterator[str]:
         """The container's filesystem mounted at a private place of its own for
         the block (a worker thread; the container's lock is the caller's)."""
-        target, fd = self._mount_snapshot(c)
-        os.close(fd)
+        target = self._mount_snapshot(c)
         try:
             yield target
         finally:
             self._unmount(target)
 
-    def _mount_snapshot(self, c: Container) -> tuple[str, int]:
+    def _mount_snapshot(self, c: Container) -> str:
         from dockyard.linux.mount import mount_all
 
         os.makedirs(self.mounts_dir, mode=0o700, exist_ok=True)
@@ -265,11 +265,7 @@ class ContainerFS:
         except BaseException:
             os.rmdir(target)
             raise
-        try:
-            return target, inroot.open_root(target)
-        except BaseException:
-            self._unmount(target)
-            raise
+        return target
 
     @staticmethod
     def _unmount(target: str) -> None:

@@ -94,11 +94,13 @@ class ContainerMounts:
         """Undo `register` for a create that failed later."""
         self._drop(c.id, mount_points(c))
 
-    def _drop(self, container_id: str, points: list[MountPoint]) -> None:
+    def _drop(self, container_id: str, points: list[MountPoint],
+              remove_anonymous: bool = True) -> None:
+        """The container's references go; its anonymous volumes too if asked."""
         for point in points:
             if point.Type == VOLUME and point.Name:
                 self.volumes.release(point.Name, container_id)
-                if point.anonymous:
+                if remove_anonymous and point.anonymous:
                     self.volumes.remove_anonymous(point.Name)
 
     def _parse(self, c: Container) -> dict[str, MountPoint]:
@@ -240,12 +242,7 @@ class ContainerMounts:
     # -- remove, restart --------------------------------------------------------------------
     def remove(self, c: Container, remove_volumes: bool) -> None:
         """The container's references go; its anonymous volumes too if asked."""
-        for point in mount_points(c):
-            if point.Type != VOLUME or not point.Name:
-                continue
-            self.volumes.release(point.Name, c.id)
-            if remove_volumes and point.anonymous:
-                self.volumes.remove_anonymous(point.Name)
+        self._drop(c.id, mount_points(c), remove_volumes)
 
     def restore(self) -> None:
         """At daemon start: every container's references, and the mounted
@@ -267,7 +264,7 @@ def _check_propagation(source: str, propagation: str) -> None:
     does not propagate would silently not be shared."""
     if propagation not in ("shared", "rshared", "slave", "rslave"):
         return
-    from dockyard.linux.rootfs import mount_of
+    from dockyard.linux.mount import mount_of
 
     mountpoint, optional = mount_of(source)
     shared = any(o.startswith("shared:") for o in optional)

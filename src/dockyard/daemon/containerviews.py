@@ -191,8 +191,9 @@ def _keep(svc, c: Container, filters: dict[str, list[str]]) -> bool:
             return False
     if "volume" in filters:
         # a volume's name, a bind's source, or any mount's destination
-        known = {m.get("Name") or m["Source"] for m in api_mounts(c)} | \
-            {m["Destination"] for m in api_mounts(c)}
+        mounts = api_mounts(c)
+        known = {m.get("Name") or m["Source"] for m in mounts} | \
+            {m["Destination"] for m in mounts}
         if not known & set(filters["volume"]):
             return False
     if "network" in filters:

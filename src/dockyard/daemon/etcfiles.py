@@ -137,15 +137,18 @@ def embedded_resolv_conf(host_text: str, search: list[str] | None,
 def upstream_nameservers(c, default_dns: list[str]) -> list[str]:
     """The servers the embedded DNS forwards to for this container."""
     dns = c.host_config.get("Dns") or default_dns
-    if dns:
-        return list(dns)
+    return list(dns) if dns else host_nameservers()
+
+
+def host_nameservers() -> list[str]:
+    """Every nameserver the host's /etc/resolv.conf lists, loopback ones too."""
     try:
         with open("/etc/resolv.conf") as f:
             host_text = f.read()
     except OSError:
         return []
-    return [line.split()[1] for line in host_text.splitlines()
-            if line.startswith("nameserver") and len(line.split()) > 1]
+    return [words[1] for words in map(str.split, host_text.splitlines())
+            if len(words) > 1 and words[0] == "nameserver"]
 
 
 def write(directory: str, hostname: str, hosts_text: str, resolv_text: str,

@@ -33,6 +33,7 @@ import logging
 from typing import Any, Callable
 
 from dockyard import errdefs, timefilter
+from dockyard.daemon import etcfiles
 from dockyard.daemon.filtering import labels_match, matches
 from dockyard.daemon.network import (BRIDGE_NAME, DEFAULT_BRIDGE, DRIVER_MTU, ENABLE_ICC,
                                      ENABLE_IP_MASQUERADE, HOST_BINDING_IPV4, PREDEFINED,
@@ -536,15 +537,9 @@ def host_networks_in_use() -> list:
 
     from dockyard.linux import netlink
     found = list(netlink.routes(socket.AF_INET))
-    try:
-        with open("/etc/resolv.conf") as f:
-            for line in f:
-                words = line.split()
-                if len(words) >= 2 and words[0] == "nameserver":
-                    try:
-                        found.append(ipaddress.ip_network(words[1].split("%")[0]))
-                    except ValueError:
-                        pass
-    except OSError:
-        pass
+    for server in etcfiles.host_nameservers():
+        try:
+            found.append(ipaddress.ip_network(server.split("%")[0]))
+        except ValueError:
+            pass
     return found

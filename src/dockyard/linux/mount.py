@@ -141,6 +141,18 @@ def unescape(s: str) -> str:
         .replace("\\134", "\\")
 
 
+def mount_of(path: str) -> tuple[str, list[str]]:
+    """The mount point `path` lives on, and that mount's optional fields
+    ("shared:N" when it propagates to its peers, "master:N" when it receives
+    from one), from /proc/self/mountinfo: the last, longest match wins."""
+    best, optional = "/", []
+    for f in mountinfo():
+        mp = unescape(f[4])
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+            best, optional = mp, f[6:f.index("-")]
+    return best, optional
+
+
 def mount_points_under(path: str) -> list[str]:
     """Mount points at `path` or below it, parents first. (os.path.ismount
     cannot tell a bind mount from the same filesystem: it compares devices.)"""

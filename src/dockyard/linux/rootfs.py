@@ -24,7 +24,7 @@ import stat
 
 from dockyard.linux import syscalls as sc
 from dockyard.linux.inroot import clean, secure_join  # noqa: F401 (re-exported)
-from dockyard.linux.mount import mount, mountinfo, umount, unescape
+from dockyard.linux.mount import mount, mount_of, mountinfo, umount, unescape
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -173,18 +173,6 @@ def prepare_root(rootfs: str, propagation: int = 0) -> None:
 def _parent_mount(path: str) -> tuple[str, bool]:
     mountpoint, optional = mount_of(path)
     return mountpoint, any(o.startswith("shared:") for o in optional)
-
-
-def mount_of(path: str) -> tuple[str, list[str]]:
-    """The mount point `path` lives on, and that mount's optional fields
-    ("shared:N" when it propagates to its peers, "master:N" when it receives
-    from one), from /proc/self/mountinfo: the last, longest match wins."""
-    best, optional = "/", []
-    for f in mountinfo():
-        mp = unescape(f[4])
-        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
-            best, optional = mp, f[6:f.index("-")]
-    return best, optional
 
 
 def _check_proc_mount(rootfs: str, dest: str, source: str) -> None:

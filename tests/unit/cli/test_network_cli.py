@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dockyard.cli import formatting
-from dockyard.cli.network import (DEFAULT_TABLE, HEADER, go_time_string, ipam_configs,
-                                  network_format, network_row)
+from dockyard.cli.formatting import rfc3339_time_string as go_time_string
+from dockyard.cli.network import DEFAULT_TABLE, HEADER, ipam_configs, network_format, network_row
 
 
 def test_ipam_configs_group_by_subnet():

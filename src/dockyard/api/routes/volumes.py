@@ -12,7 +12,7 @@ from aiohttp import web
 
 from dockyard import API_VERSION, errdefs
 from dockyard.api import filters
-from dockyard.api.app import Router, json_body, json_response, query_bool
+from dockyard.api.app import Router, json_body, json_response, query_bool, version_tuple
 
 
 def _svc(request: web.Request):
@@ -66,7 +66,7 @@ async def update_volume(request: web.Request) -> web.Response:
 async def prune_volumes(request: web.Request) -> web.Response:
     f = filters.parse(request.query.get("filters"))
     version = request.match_info.get("api_version") or API_VERSION
-    if tuple(int(p) for p in version.split(".")) < (1, 42):
+    if version_tuple(version) < (1, 42):
         # Before API 1.42 prune took every unused volume, named or not.
         f.setdefault("all", ["true"])
     return json_response(await asyncio.to_thread(_svc(request).prune, f))
