@@ -348,3 +348,22 @@ def test_connect_a_stopped_container_takes_effect_at_start(dk):
     assert stopped["Networks"]["dyt-nst"]["IPAddress"] == "" and stopped["Ports"] == {}
     dk("network", "disconnect", "dyt-nst", cid)
     assert set(dk.inspect(cid)["NetworkSettings"]["Networks"]) == {"bridge"}
+
+
+def test_bridge_none_gives_default_containers_no_network(tmp_path):
+    """`dockyardd --bridge=none`: no default network; a container that asks
+    for the default one has its loopback alone, as with dockerd (and RUN
+    steps of a build work the same way)."""
+    from harness import Daemon, load_busybox
+
+    d = Daemon(str(tmp_path))
+    try:
+        d.start("--bridge", "none")
+        load_busybox(d)
+        links = d.docker("run", "--rm", "busybox:local", "ip", "-o", "link", check=True).stdout
+        assert [line.split(": ")[1] for line in links.splitlines()] == ["lo"]
+        assert d.docker("network", "ls", "--format", "{{.Name}}", check=True).stdout.split() \
+            == ["host", "none"]
+    finally:
+        d.stop()
+        d.remove_network_setup()

@@ -106,8 +106,9 @@ def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
 
 
 def create_app(daemon) -> web.Application:
-    from dockyard.api.routes import (containerfs, containers, containerstats, containerupdate,
-                                     events, execs, images, networks, system, volumes)
+    from dockyard.api.routes import (build, containerfs, containers, containerstats,
+                                     containerupdate, events, execs, images, networks, system,
+                                     volumes)
 
     app = web.Application(middlewares=[_middleware], client_max_size=0)
     app.on_response_prepare.append(_add_headers)
@@ -123,6 +124,7 @@ def create_app(daemon) -> web.Application:
     events.register(router)
     networks.register(router)
     volumes.register(router)
+    build.register(router)
 
     async def not_found(request: web.Request) -> web.Response:
         return errors.error_response(404, "page not found")

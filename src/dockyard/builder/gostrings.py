@@ -109,3 +109,40 @@ def quote(s: str) -> str:
 def quote_list(items: list[str]) -> str:
     """`%q` of a []string: `["a" "b"]`."""
     return "[" + " ".join(quote(s) for s in items) + "]"
+
+
+def format_duration(ns: int) -> str:
+    """time.Duration.String: "0s", "500ms", "1.5s", "1m30s", "2h0m0s"."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return sign + _fraction(ns, size) + unit
+    hours, rest = divmod(ns, 3600 * 1_000_000_000)
+    minutes, rest = divmod(rest, 60 * 1_000_000_000)
+    seconds = _fraction(rest, 1_000_000_000) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}"
+    return sign + seconds
+
+
+def _fraction(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    digits = len(str(unit)) - 1
+    return f"{whole}.{frac:0{digits}d}".rstrip("0")
+
+
+def quote_rune(code: int) -> str:
+    """`%q` of an integer: the character it is, quoted ('\\x03', 'a')."""
+    ch = chr(code)
+    if ch == "'":
+        return "'\\''"
+    if ch == '"':
+        return "'\"'"
+    return "'" + quote(ch)[1:-1] + "'"

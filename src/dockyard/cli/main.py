@@ -32,6 +32,7 @@ Entry = tuple[str, str, str]  # module (under dockyard.cli), function, short des
 COMMANDS: dict[str, Entry] = {
     "attach": ("attach", "attach",
                "Attach local standard input, output, and error streams to a running container"),
+    "build": ("build", "build", "Build an image from a Dockerfile"),
     "commit": ("commit", "commit", "Create a new image from a container's changes"),
     "cp": ("cp", "cp", "Copy files/folders between a container and the local filesystem"),
     "create": ("run", "create", "Create a new container"),
@@ -102,7 +103,12 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
         "update": COMMANDS["update"],
         "wait": COMMANDS["wait"],
     }, {"list": "ls", "ps": "ls", "remove": "rm"}),
+    "builder": ("Manage builds", {
+        "build": COMMANDS["build"],
+        "prune": ("build", "prune", "Remove build cache"),
+    }, {}),
     "image": ("Manage images", {
+        "build": COMMANDS["build"],
         "history": COMMANDS["history"],
         "import": COMMANDS["import"],
         "inspect": ("images", "inspect_images",
@@ -143,7 +149,7 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
 USE_COMMAND = {"volume"}
 
 COMMON = ("images", "version", "info")
-COMMON = ("run", "exec", "ps", *COMMON)
+COMMON = ("run", "exec", "ps", "build", *COMMON)
 
 GLOBAL_FLAGS = [
     ("-D", "--debug", "", "Enable debug mode"),

@@ -169,7 +169,7 @@ class ContainerFS:
         async with self.containers.lock(c):
             if c.id not in self.containers.containers:
                 raise errdefs.NotFound(f"No such container: {c.id}")
-            target = await asyncio.to_thread(self._mount_snapshot, c)
+            target = await asyncio.to_thread(self._mount_snapshot, c.id)
             try:
                 async with self._view(c, target, volumes) as fd:
                     yield fd
@@ -245,23 +245,24 @@ class ContainerFS:
             os.rmdir(view)
 
     @contextlib.contextmanager
-    def snapshot_mounted(self, c: Container) -> Iterator[str]:
-        """The container's filesystem mounted at a private place of its own for
-        the block (a worker thread; the container's lock is the caller's)."""
-        target = self._mount_snapshot(c)
+    def snapshot_mounted(self, key: str) -> Iterator[str]:
+        """The snapshot `key` (a container's ID, or a build step's) mounted at
+        a private place of its own for the block (a worker thread; a
+        container's lock is the caller's)."""
+        target = self._mount_snapshot(key)
         try:
             yield target
         finally:
             self._unmount(target)
 
-    def _mount_snapshot(self, c: Container) -> str:
+    def _mount_snapshot(self, key: str) -> str:
         from dockyard.linux.mount import mount_all
 
         os.makedirs(self.mounts_dir, mode=0o700, exist_ok=True)
-        target = os.path.join(self.mounts_dir, f"{c.id}-{uuid.uuid4().hex[:8]}")
+        target = os.path.join(self.mounts_dir, f"{key}-{uuid.uuid4().hex[:8]}")
         os.mkdir(target, 0o700)
         try:
-            mount_all(self.containers.images.snapshots.mounts(c.id), target)
+            mount_all(self.containers.images.snapshots.mounts(key), target)
         except BaseException:
             os.rmdir(target)
             raise

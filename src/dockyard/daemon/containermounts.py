@@ -193,7 +193,7 @@ class ContainerMounts:
         from dockyard.linux.inroot import secure_join
         from dockyard.volume.copyup import populate
 
-        with self.containerfs.snapshot_mounted(c) as rootfs:
+        with self.containerfs.snapshot_mounted(c.id) as rootfs:
             for point in points:
                 volume = self.volumes.open(point.Name)
                 try:

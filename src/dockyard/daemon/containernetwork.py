@@ -189,6 +189,11 @@ class ContainerNetworking:
             ns.update(SandboxID=secrets.token_hex(32), SandboxKey=path)
             gateway_set = False
             for name in list(ns["Networks"]):
+                if name == "bridge" and self.config.bridge == "none":
+                    # as dockerd with --bridge=none: the default network is
+                    # no network; the container has its loopback alone
+                    del ns["Networks"][name]
+                    continue
                 net = self.networks.get(ns["Networks"][name].get("NetworkID") or name)
                 ep = ns["Networks"].pop(name)
                 ns["Networks"][net.name] = ep

@@ -349,7 +349,7 @@ class ImageService:
         from dockyard.image import commit
 
         with self._lock:
-            parent = self.images.get(parent_id)
+            parent = self.images.get(parent_id) if parent_id else None  # "": FROM scratch
             image = commit.store(self.content, self.layers, self.images, parent, write_layer,
                                  build)
             if ref is not None:

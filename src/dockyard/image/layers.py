@@ -30,6 +30,9 @@ from dockyard.store import atomic
 from dockyard.store.layout import Layout
 
 EXTRACT_PREFIX = "extract-"
+# A build's working snapshots (COPY's new layer, a `--from` view): never
+# wanted after the daemon that made them is gone.
+SCRATCH_PREFIX = "build-"
 
 
 class LayerMismatch(errdefs.InvalidParameter):
@@ -86,7 +89,7 @@ class LayerStore:
     def repair(self) -> None:
         atomic.remove_stale_temps(self.layout.layers)
         for info in list(self.snapshots.walk()):
-            if info.key.startswith(EXTRACT_PREFIX):
+            if info.key.startswith((EXTRACT_PREFIX, SCRATCH_PREFIX)):
                 self.snapshots.remove(info.key)
         for chain_id, layer in list(self._layers.items()):
             if not self._snapshot_exists(chain_id):

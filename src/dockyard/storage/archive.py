@@ -159,9 +159,11 @@ class TarWriter:
         info.uname = info.gname = ""
         self._write_header(info)
 
-    def add(self, entry: Entry, name: str, with_xattrs: bool = True) -> None:
+    def add(self, entry: Entry, name: str, with_xattrs: bool = True,
+            owner: tuple[int, int] | None = None) -> None:
         """The file `entry` under `name`: header, then the contents of a
-        regular file, read through a descriptor opened without following."""
+        regular file, read through a descriptor opened without following.
+        `owner` (uid, gid) replaces the file's own."""
         st = entry.st
         fd = -1
         if stat.S_ISREG(st.st_mode):
@@ -177,6 +179,8 @@ class TarWriter:
             info = header(name, st, linkname)
             if info is None:
                 return
+            if owner is not None:
+                info.uid, info.gid = owner
             if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
                 first = self._links.setdefault((st.st_dev, st.st_ino), info.name)
                 if first != info.name:

@@ -31,16 +31,9 @@ async def disk_usage(request: web.Request) -> web.Response:
     return json_response(await asyncio.to_thread(usage, request.app["daemon"]))
 
 
-async def prune_build_cache(request: web.Request) -> web.Response:
-    """The build cache is not managed by this engine yet, so there is nothing
-    of it to prune; `docker system prune` asks anyway."""
-    return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
-
-
 def register(router: Router) -> None:
     router.add("GET", "/_ping", ping)
     router.add("HEAD", "/_ping", ping)
     router.add("GET", "/version", version)
     router.add("GET", "/info", info)
     router.add("GET", "/system/df", disk_usage)
-    router.add("POST", "/build/prune", prune_build_cache)
