@@ -401,3 +401,123 @@ def test_our_cli_and_docker_py(dy, tmp_path):
         assert e.value.status_code == 400
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def http_server(directory: str):
+    """A file server on 127.0.0.1 for the test's own files; its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_remote_contexts_and_add_from_url(dy, tmp_path):
+    www = tmp_path / "www"
+    write(www, {"f.txt": "remote file\n"})
+    with http_server(str(www)) as base:
+        write(www, {"Dockerfile": f"FROM busybox:local\nADD {base}/f.txt /dl/\n"
+                                  "RUN stat -c '%a %n' /dl/f.txt && cat /dl/f.txt\n"})
+        with tarfile.open(www / "ctx.tar.gz", "w:gz") as tar:
+            tar.add(www / "Dockerfile", "Dockerfile")
+        r = dy.docker("build", f"{base}/ctx.tar.gz", check=True)
+        assert "600 /dl/f.txt\nremote file\n" in r.stdout
+        history = dy.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}",
+                            r.stdout.split()[-1]).stdout
+        assert re.search(r"#\(nop\) ADD file:[0-9a-f]{64} in /dl/ ", history)
+        # the daemon itself fetches `remote`: a Dockerfile alone is the context
+        raw = dy.api().request("POST", "/build", query={"remote": f"{base}/Dockerfile"}).read()
+        assert b"Using cache" in raw and b"Successfully built" in raw
+        write(www, {"f.txt": "changed\n"})  # a new download misses the cache
+        assert b"changed\\n" in dy.api().request(
+            "POST", "/build", query={"remote": f"{base}/Dockerfile"}).read()
+
+
+def test_remote_git_context(dy, tmp_path):
+    import socket
+    import subprocess
+
+    repo = tmp_path / "repos" / "app"
+    write(repo, {"sub/Dockerfile": "FROM busybox:local\nCOPY hello.txt /\nRUN cat /hello.txt\n",
+                 "sub/hello.txt": "from git\n"})
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    daemon = subprocess.Popen(["git", "daemon", f"--base-path={tmp_path / 'repos'}",
+                               "--export-all", "--listen=127.0.0.1", f"--port={port}",
+                               "--reuseaddr"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        from harness import wait_for
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        wait_for(listening, what="git daemon")
+        raw = dy.api().request("POST", "/build", query={
+            "remote": f"git://127.0.0.1:{port}/app#main:sub"}).read()
+        assert b'{"stream":"from git\\n"}' in raw and b"Successfully built" in raw
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+
+def test_client_leaving_cancels_the_build(dy):
+    import socket
+
+    from harness import wait_for
+
+    api = dy.api()
+    before = {c["Id"] for c in api.get("/containers/json", query={"all": "1"})}
+    body = _tar({"Dockerfile": "FROM busybox:local\nRUN echo started && sleep 60\n"})
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(dy.socket)
+    sock.sendall(b"POST /build?nocache=1 HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar"
+                 b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    seen = b""
+    while b'{"stream":"started\\n"}' not in seen:
+        chunk = sock.recv(65536)
+        assert chunk, seen
+        seen += chunk
+    running = [c for c in api.get("/containers/json") if c["Id"] not in before]
+    assert len(running) == 1 and running[0]["Command"].endswith("sleep 60'")
+    sock.close()
+    wait_for(lambda: not [c for c in api.get("/containers/json", query={"all": "1"})
+                          if c["Id"] not in before], what="the step's container to go")
+
+
+def test_cache_from(dy, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox:local\nRUN echo one > /one\n"
+                                         "RUN echo two > /two\nCMD [\"cat\", \"/one\"]\n"})
+    dy.docker("build", "-t", "dytb/src", ctx, check=True)
+    src = json.loads(dy.docker("image", "inspect", "dytb/src").stdout)[0]["Id"]
+    # after a save and load, the image has no parent chain here: its history is used
+    saved = dy.api().request("GET", "/images/dytb/src/get").read()
+    dy.docker("rmi", "dytb/src", check=True)
+    assert dy.docker("image", "inspect", src).returncode == 1
+    dy.api().request("POST", "/images/load", body=saved).read()
+    assert dy.docker("image", "inspect", "-f", "{{.Parent}}", "dytb/src").stdout == "\n"
+    assert "Using cache" not in dy.docker("build", ctx, check=True).stdout
+    # the local cache of that build matches, but is not on the chain of the image named
+    for unrelated in ("busybox:local", "dytb/nosuch"):
+        assert "Using cache" not in dy.docker("build", "--cache-from", unrelated, ctx,
+                                              check=True).stdout
+    cached = dy.docker("build", "--cache-from", "dytb/src", "-t", "dytb/cf", ctx,
+                       check=True).stdout
+    assert cached.count("Using cache") == 3
+    assert json.loads(dy.docker("image", "inspect", "dytb/cf").stdout)[0]["Id"] == src
+    assert dy.docker("run", "--rm", "dytb/cf").stdout == "one\n"

@@ -124,14 +124,13 @@ class _Framing(io.RawIOBase):
             b[:n] = self._tail[:n]
             self._tail = self._tail[n:]
             return n
-        data = self._source.read(len(b))
-        if not data:
+        n = self._source.readinto(b)
+        if not n:
             self._at_eof()
             return self.readinto(b) if self._tail else 0
         if not self._done:
-            self._follow(data)
-        b[:len(data)] = data
-        return len(data)
+            self._follow(memoryview(b)[:n])
+        return n
 
     def _at_eof(self) -> None:
         if self._done:
@@ -141,8 +140,7 @@ class _Framing(io.RawIOBase):
             raise _FramingError(UNEXPECTED_EOF)
         self._tail = b"\0" * (self._pad_left + 2 * _BLOCK)
 
-    def _follow(self, data: bytes) -> None:
-        view = memoryview(data)
+    def _follow(self, view: memoryview) -> None:
         while view and not self._done:
             if self._data_left:
                 n = min(self._data_left, len(view))

@@ -97,8 +97,13 @@ def build(cli: Cli, argv: list[str], path: str) -> int:
 
     from dockyard.client.api import json_messages
 
-    response = cli.client.request("POST", "/build", query=query, body=body,
+    counted = _Counted(body)
+    response = cli.client.request("POST", "/build", query=query, body=counted,
                                   headers={"Content-Type": "application/x-tar"})
+    if not o.quiet:
+        from dockyard.cli.formatting import human_size
+        cli.out.write(f"Sending build context to Docker daemon  {human_size(counted.total)}"
+                      "\r\r\n")
     image_id = _show(json_messages(response), cli.out, bool(o.quiet))
     if o.quiet:
         cli.out.write(image_id + "\n")
@@ -169,17 +174,16 @@ def _dir_context(cli: Cli, root: str, dockerfile: str) -> tuple[BinaryIO, str]:
     paths = list(dockerignore.walk_context(root, excludes))
 
     def write(out: BinaryIO) -> None:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            seen: dict[tuple[int, int], str] = {}
-            for rel in paths:
-                if rel in extra:
-                    continue
+        tar = _TarStream(out)
+        seen: dict[tuple[int, int], str] = {}
+        for rel in paths:
+            if rel not in extra:
                 _add(tar, os.path.join(root, rel), rel, seen)
-            for rel, data in extra.items():
-                info = tarfile.TarInfo(rel)
-                info.size, info.mode = len(data), 0o600
-                info.mtime = int(time.time())
-                tar.addfile(info, io.BytesIO(data))
+        for rel, data in extra.items():
+            info = tarfile.TarInfo(rel)
+            info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+            tar.add(info, io.BytesIO(data))
+        tar.close()
 
     return _piped(write), name
 
@@ -189,22 +193,62 @@ def _inside(root: str, path: str) -> bool:
     return rel != ".." and not rel.startswith("../")
 
 
-def _add(tar: tarfile.TarFile, path: str, rel: str, seen: dict[tuple[int, int], str]) -> None:
+class _TarStream:
+    """Tar entries written as Go's archive/tar writes them: no padding to a
+    10 KiB record after the two end blocks (tarfile pads)."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+
+    def add(self, info: tarfile.TarInfo, data: BinaryIO | None = None) -> None:
+        self.out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if data is not None and info.isreg() and info.size:
+            left = info.size
+            while left:
+                chunk = data.read(min(left, 1 << 20)) or b"\0" * left  # (it shrank)
+                self.out.write(chunk)
+                left -= len(chunk)
+            if info.size % tarfile.BLOCKSIZE:
+                self.out.write(b"\0" * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
+
+    def close(self) -> None:
+        self.out.write(b"\0" * (2 * tarfile.BLOCKSIZE))
+
+
+def _header(path: str, rel: str, st: os.stat_result) -> tarfile.TarInfo | None:
+    """archive.FileInfoHeader as the docker CLI fills it: owners 0:0, no names."""
+    info = tarfile.TarInfo(rel)
+    info.mode, info.mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
+    if stat.S_ISREG(st.st_mode):
+        info.size = st.st_size
+    elif stat.S_ISDIR(st.st_mode):
+        info.type, info.name = tarfile.DIRTYPE, rel + "/"
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif stat.S_ISFIFO(st.st_mode):
+        info.type = tarfile.FIFOTYPE
+    else:
+        return None  # sockets are left out
+    return info
+
+
+def _add(tar: _TarStream, path: str, rel: str, seen: dict[tuple[int, int], str]) -> None:
     st = os.lstat(path)
-    if stat.S_ISSOCK(st.st_mode):
+    info = _header(path, rel, st)
+    if info is None:
         return
-    info = tar.gettarinfo(path, rel)
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+    if info.isreg() and st.st_nlink > 1:
         first = seen.setdefault((st.st_dev, st.st_ino), rel)
         if first != rel:
             info.type, info.linkname, info.size = tarfile.LNKTYPE, first, 0
     if info.isreg():
         with open(path, "rb") as f:
-            tar.addfile(info, f)
+            tar.add(info, f)
     else:
-        tar.addfile(info)
+        tar.add(info)
 
 
 def _piped(write: Callable[[BinaryIO], None]) -> BinaryIO:
@@ -238,12 +282,28 @@ def _stdin_context(cli: Cli, dockerfile: str) -> BinaryIO:
     data = head + source.read()
 
     def write(out: BinaryIO) -> None:
-        with tarfile.open(fileobj=out, mode="w|") as tar:
-            info = tarfile.TarInfo(dockerfile or "Dockerfile")
-            info.size, info.mode = len(data), 0o600
-            tar.addfile(info, io.BytesIO(data))
+        tar = _TarStream(out)
+        info = tarfile.TarInfo(dockerfile or "Dockerfile")
+        info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+        tar.add(info, io.BytesIO(data))
+        tar.close()
 
     return _piped(write)
+
+
+class _Counted(io.RawIOBase):
+    """Counts what is read through it: the size of the context sent."""
+
+    def __init__(self, source: BinaryIO):
+        self._source, self.total = source, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._source.read(n)
+        self.total += len(data)
+        return data
 
 
 class _Prefixed(io.RawIOBase):

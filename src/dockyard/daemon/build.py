@@ -32,9 +32,12 @@ import asyncio
 import codecs
 import contextlib
 import copy
+import json
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, BinaryIO, Callable
 
@@ -345,7 +348,15 @@ class Builder:
         if cmd:
             config["Entrypoint"] = [""]
         cid = await self._create(config)
-        code = await self._run_container(cid)
+        try:
+            code = await self._run_container(cid)
+        except BaseException:
+            # The build was cancelled or its client left: as dockerd, the
+            # command does not run on for nobody.
+            self.tmp_containers.remove(cid)
+            with contextlib.suppress(errdefs.DockyardError):
+                await asyncio.shield(self.containers.remove(cid, force=True, volumes=True))
+            raise
         if code != 0:
             raise RunFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}",
                             code)
@@ -429,13 +440,11 @@ class Builder:
         from dockyard.daemon import buildcopy
 
         name = "ADD" if isinstance(command, AddCommand) else "COPY"
-        if any(p.startswith(("http://", "https://")) for p in command.source_paths) \
-                and name == "ADD":
-            raise errdefs.InvalidParameter("ADD from a URL is not supported by this builder")
         from_ = command.from_ if isinstance(command, CopyCommand) else ""
-        async with self._source_root(from_, index) as (root, hasher):
+        async with self._source_root(from_, index) as (root, hasher), \
+                self._downloads(command if name == "ADD" else None) as downloaded:
             infos = await asyncio.to_thread(buildcopy.copy_infos, name, root,
-                                            command.source_paths, hasher)
+                                            command.source_paths, hasher, downloaded)
             buildcopy.check_dest(name, infos, command.dest_path)
             text = copy_comment(name, buildcopy.source_hash(infos), command.dest_path,
                                 command.chown)
@@ -475,6 +484,27 @@ class Builder:
             await asyncio.to_thread(snapshots.remove, key)
 
     @contextlib.asynccontextmanager
+    async def _downloads(self, command: AddCommand | None):
+        """ADD's URL sources, each fetched into a directory of its own for
+        the step: {url: path}."""
+        from dockyard.daemon import buildremote
+
+        urls = [p for p in command.source_paths if buildremote.is_url(p)] if command else []
+        if not urls:
+            yield {}
+            return
+        scratch = tempfile.mkdtemp(dir=os.path.dirname(self.context_dir), prefix="add-")
+        try:
+            fetched = {}
+            for n, url in enumerate(urls):
+                folder = os.path.join(scratch, str(n))
+                os.mkdir(folder)
+                fetched[url] = await buildremote.download(url, folder)
+            yield fetched
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+    @contextlib.asynccontextmanager
     async def _source_root(self, from_: str, index: int):
         """Where COPY's sources are: the context, or the files of an earlier
         stage or of an image (`--from`), mounted read-only for the step."""
@@ -505,8 +535,18 @@ def _no_layer(out: BinaryIO) -> int:
 
 
 class _Cache:
-    """Which image a step can reuse: none with `nocache`; with `cache-from`,
-    only images on the chains that lead to one of those images."""
+    """Which image a step can reuse (moby's image/cache):
+
+    - with `nocache`, none;
+    - else the newest child of the current image whose step record matches
+      (builder/imagecache.py);
+    - with `cache-from` images, such a child only if it is one of theirs
+      (an ancestor of one of them); else a `cache-from` image whose history
+      continues the current image's with this very step: the last step
+      returns that image itself, an earlier one an image rebuilt from its
+      history and layers. So `--cache-from` works with images that were
+      pulled or loaded, which have no parent chain here.
+    """
 
     def __init__(self, images: ImageService, options: BuildOptions):
         self.images = images
@@ -527,12 +567,11 @@ class _Cache:
         children = store.children(parent_id) if parent_id else \
             [i for i in store if not i.parent and len(i.config.get("history") or []) == 1]
         match = newest_match(children, config)
-        if match is None:
-            return None
-        if self.sources is not None and not any(
-                self._leads_to(match.id, s.id) for s in self.sources):
-            return None
-        return match.id
+        if self.sources is None:
+            return match.id if match is not None else None
+        if match is not None and any(self._leads_to(match.id, s.id) for s in self.sources):
+            return match.id
+        return self._from_sources(parent_id, config)
 
     def _leads_to(self, image_id: str, target: str) -> bool:
         """Whether `target` is `image_id` or built on it."""
@@ -546,6 +585,65 @@ class _Cache:
             except errdefs.NotFound:
                 return False
         return False
+
+    def _from_sources(self, parent_id: str, config: dict[str, Any]) -> str | None:
+        store = self.images.images
+        parent = store.get(parent_id) if parent_id else None
+        done = len(parent.config.get("history") or []) if parent else 0
+        record = " ".join(config.get("Cmd") or [])
+        for target in self.sources or []:
+            history = target.config.get("history") or []
+            if not _continues(target, parent) or len(history) <= done or \
+                    history[done].get("created_by", "") != record:
+                continue
+            if len(history) - 1 == done:
+                if parent is not None:
+                    store.set_meta(target.id, parent=parent.id)
+                return target.id
+            self.sources = [target]  # do not wander to another chain
+            return self._restore(parent, target, config, done).id
+        return None
+
+    def _restore(self, parent: Image | None, target: Image, config: dict[str, Any],
+                 index: int) -> Image:
+        """The image of step `index` of `target`'s history, on `parent`."""
+        from dockyard.image.config import container_config
+
+        entry = (target.config.get("history") or [])[index]
+        diff_ids = parent.diff_ids if parent else []
+        if not entry.get("empty_layer"):
+            layer_index = sum(1 for h in (target.config.get("history") or [])[:index]
+                              if not h.get("empty_layer"))
+            diff_ids = [*diff_ids, target.diff_ids[layer_index]]
+        restored = {
+            "architecture": target.config.get("architecture", ""),
+            "config": container_config(config),
+            "container_config": container_config(),
+            "created": entry.get("created", ""),
+            "history": [*(parent.config.get("history") or [] if parent else []), entry],
+            "os": target.config.get("os", "linux"),
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+        if target.config.get("author"):
+            restored["author"] = target.config["author"]
+        data = json.dumps(dict(sorted(restored.items())), separators=(",", ":")).encode()
+        return self.images.images.add(data, {"parent": parent.id} if parent else {})
+
+
+def _continues(image: Image, parent: Image | None) -> bool:
+    """moby's isValidParent: `image`'s history and layers start with `parent`'s."""
+    history = image.config.get("history") or []
+    if not history:
+        return False
+    if parent is None:
+        return True
+    parent_history = parent.config.get("history") or []
+    if not parent_history and not parent.diff_ids:
+        return True
+    if len(parent_history) >= len(history) or len(parent.diff_ids) > len(image.diff_ids):
+        return False
+    return history[:len(parent_history)] == parent_history and \
+        image.diff_ids[:len(parent.diff_ids)] == parent.diff_ids
 
 
 @dataclass

@@ -43,19 +43,26 @@ class CopyInfo:
     root: str      # the directory the source lives in (context, or a stage's rootfs)
     rel: str       # the source as matched, relative to root (symlinks unresolved)
     hash: str
+    unpack: bool = True  # ADD may unpack it (not a download)
 
 
 class CopyError(errdefs.InvalidParameter):
     pass
 
 
-def copy_infos(command: str, root: str, sources: list[str],
-               hasher: SourceHasher) -> list[CopyInfo]:
+def copy_infos(command: str, root: str, sources: list[str], hasher: SourceHasher,
+               downloaded: dict[str, str] | None = None) -> list[CopyInfo]:
     """Each source resolved in `root`, with its hash; errors in dockerd's
-    words ("COPY failed: ...")."""
+    words ("COPY failed: ..."). `downloaded` maps ADD's URL sources to the
+    files fetched for them."""
     infos: list[CopyInfo] = []
     try:
         for source in sources:
+            if downloaded and source in downloaded:
+                folder, name = os.path.split(downloaded[source])
+                infos.append(CopyInfo(folder, name, SourceHasher(folder).source_hash(name),
+                                      unpack=False))
+                continue
             for rel in context.resolve_source(root, source):
                 infos.append(CopyInfo(root, rel, hasher.source_hash(rel)))
     except errdefs.DockyardError as e:
@@ -119,7 +126,7 @@ def perform_copy(dest_root: str, dest: str, info: CopyInfo, identity: Identity |
             finally:
                 os.close(destfd)
             return
-        if decompress and _is_archive(src):
+        if decompress and info.unpack and is_archive(src):
             destfd = inroot.make_dirs(rootfd, dest, 0o755, dir_owner)
             try:
                 with open(src, "rb") as f:
@@ -151,7 +158,7 @@ def _is_dir_in_root(rootfd: int, path: str) -> bool:
         os.close(fd)
 
 
-def _is_archive(path: str) -> bool:
+def is_archive(path: str) -> bool:
     """ADD's test: the file, decompressed, starts with a valid tar header."""
     try:
         with open(path, "rb") as f, compression.open_decompressed(f) as data:

@@ -259,7 +259,8 @@ class Extractor:
 
     def extract(self, stream: BinaryIO) -> None:
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            # (a large buffer: tarfile reads a stream 10 KiB at a time otherwise)
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK) as tar:
                 for member in tar:
                     self._entry(tar, member)
         except (tarfile.TarError, EOFError) as e:

@@ -109,6 +109,9 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
+        readinto = getattr(self._f, "readinto", None)
+        if readinto is not None:  # straight into the caller's buffer: no copy
+            return readinto(b) or 0
         data = self._f.read(len(b))
         b[:len(data)] = data
         return len(data)
@@ -133,6 +136,8 @@ class _Decompressed(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:
+        if self._reader is self._source:  # not compressed
+            return self._source.readinto(b)
         try:
             data = self._reader.read(len(b))
         except self._ERRORS as e:

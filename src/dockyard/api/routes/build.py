@@ -10,8 +10,10 @@ JSON messages and an error is its last message, as dockerd writes them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 from typing import Any
@@ -133,13 +135,22 @@ async def build(request: web.Request) -> web.StreamResponse:
 
     daemon = request.app["daemon"]
     opts = options(request)
-    if request.query.get("remote"):
-        raise errdefs.NotImplemented("remote build contexts are not supported by this engine")
+    remote = request.query.get("remote", "")
+    if remote == "client-session":
+        raise errdefs.InvalidParameter("client-session contexts need BuildKit, which this "
+                                       "engine does not have")
     quiet = query_bool(request, "q")
-    context_dir = tempfile.mkdtemp(dir=daemon.layout.tmp, prefix="build-")
+    # (a directory of its own: downloads for the build go beside the context)
+    context_dir = os.path.join(tempfile.mkdtemp(dir=daemon.layout.tmp, prefix="build-"),
+                               "context")
+    os.mkdir(context_dir)
     try:
-        body = _Body(request, asyncio.get_running_loop())
-        await asyncio.to_thread(context.receive, body, context_dir)
+        if remote:
+            from dockyard.daemon.buildremote import fetch_context
+            await fetch_context(remote, context_dir, request.query.get("dockerfile", ""))
+        else:
+            body = _Body(request, asyncio.get_running_loop())
+            await asyncio.to_thread(context.receive, body, context_dir)
         dockerfile = await asyncio.to_thread(read_dockerfile, context_dir,
                                              request.query.get("dockerfile", ""), opts.target)
 
@@ -162,9 +173,12 @@ async def build(request: web.Request) -> web.StreamResponse:
         builder = Builder(daemon.containers, daemon.containerfs, opts, context_dir,
                           dockerfile.escape_token, progress)
         try:
-            image_id = await builder.build(dockerfile.stages, dockerfile.meta_args)
+            image_id = await _unless_client_leaves(
+                request, builder.build(dockerfile.stages, dockerfile.meta_args))
             for ref in opts.tags:
                 daemon.images.tag(image_id, ref.familiar(), None)
+        except _ClientLeft:
+            return response
         except Exception as e:  # noqa: BLE001 - reported in the stream, as dockerd does
             for message in held:
                 await write(message)
@@ -182,7 +196,35 @@ async def build(request: web.Request) -> web.StreamResponse:
         await response.write_eof()
         return response
     finally:
-        await asyncio.to_thread(shutil.rmtree, context_dir, True)
+        await asyncio.to_thread(shutil.rmtree, os.path.dirname(context_dir), True)
+
+
+class _ClientLeft(Exception):
+    pass
+
+
+async def _unless_client_leaves(request: web.Request, work):
+    """Run `work`; cancel it if the client goes away (dockerd cancels the
+    build, and a running step's container is removed). aiohttp does not
+    cancel handlers, and a step may print nothing for long: the connection
+    is looked at a few times a second."""
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while request.transport is not None and not request.transport.is_closing():
+            await asyncio.sleep(0.25)
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait([task, watcher], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise _ClientLeft
+    return task.result()
 
 
 def _encode(message: dict[str, Any]) -> bytes:
