@@ -521,3 +521,32 @@ def test_cache_from(dy, tmp_path):
     assert cached.count("Using cache") == 3
     assert json.loads(dy.docker("image", "inspect", "dytb/cf").stdout)[0]["Id"] == src
     assert dy.docker("run", "--rm", "dytb/cf").stdout == "one\n"
+
+
+def test_run_steps_take_the_builds_host_options(dy, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox:local\nRUN grep myhost /etc/hosts; "
+                                         "df -k /dev/shm | tail -1; ulimit -n; "
+                                         "ip -o link | cut -d: -f2\n"})
+    for cli in (dy.docker, dy.run_cli):
+        r = cli("build", "--no-cache", "--add-host", "myhost:127.0.0.9", "--shm-size", "32m",
+                "--ulimit", "nofile=512:1024", "--network", "none", ctx)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout.split(" ---> Running in ")[1].split("\n", 1)[1]
+        lines = out.splitlines()
+        assert lines[0] == "127.0.0.9\tmyhost"
+        assert lines[1].split()[1] == "32768"
+        assert lines[2] == "512" and lines[3] == " lo"
+
+
+def test_onbuild_triggers_run_in_the_child(dy, tmp_path):
+    write(tmp_path / "parent", {"Dockerfile": "FROM busybox:local\n"
+                                              "ONBUILD COPY marker.txt /marker.txt\n"
+                                              "ONBUILD RUN cat /marker.txt\n"})
+    dy.docker("build", "-t", "dytb/onbuild", str(tmp_path / "parent"), check=True)
+    write(tmp_path / "child", {"Dockerfile": "FROM dytb/onbuild\nRUN echo child\n",
+                               "marker.txt": "triggered\n"})
+    r = dy.docker("build", "-t", "dytb/child", str(tmp_path / "child"), check=True)
+    assert "Step 1/2 : FROM dytb/onbuild\n# Executing 2 build triggers\n" in r.stdout
+    assert "triggered\n" in r.stdout and "child\n" in r.stdout
+    inspect = json.loads(dy.docker("image", "inspect", "dytb/child").stdout)[0]
+    assert inspect["Config"]["OnBuild"] is None  # triggers are not inherited further

@@ -76,3 +76,40 @@ def test_kill_during_load(daemon, delay):
     daemon.api().json("DELETE", "/images/big:1")
     assert os.listdir(os.path.join(daemon.root, "snapshots")) == []
     assert os.listdir(os.path.join(daemon.root, "content/blobs/sha256")) == []
+
+
+def test_kill_during_a_builds_copy(daemon, tmp_path):
+    """A daemon killed while a COPY fills its snapshot: the next start removes
+    that snapshot and the received context, and the build can be run again."""
+    from harness import load_busybox, wait_for
+
+    load_busybox(daemon)
+    ctx = tmp_path / "ctx"
+    (ctx / "many").mkdir(parents=True)
+    (ctx / "Dockerfile").write_text("FROM busybox:local\nCOPY many /many/\n")
+    for n in range(1500):  # many small files: the copy takes a while
+        (ctx / "many" / f"{n:05}").write_text(str(n))
+    snapshots = os.path.join(daemon.root, "snapshots")
+
+    def copying() -> bool:
+        for n in os.listdir(snapshots):
+            try:
+                with open(os.path.join(snapshots, n, "info.json")) as f:
+                    if json.load(f)["key"].startswith("build-"):
+                        return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    builder = threading.Thread(target=daemon.docker, args=("build", "-q", str(ctx)),
+                               kwargs={"timeout": 120})
+    builder.start()
+    try:
+        wait_for(copying, timeout=60, what="the COPY's snapshot")
+        daemon.stop(signal.SIGKILL)
+    finally:
+        builder.join(timeout=60)
+    daemon.start()
+    _consistent(daemon.root)
+    built = daemon.docker("build", "-q", str(ctx), timeout=120, check=True).stdout.strip()
+    assert daemon.docker("run", "--rm", built, "cat", "/many/01499").stdout == "1499"

@@ -51,6 +51,17 @@ def build(cli: Cli, argv: list[str], path: str) -> int:
     fs.string("shm-size", help="Size of \"/dev/shm\"")
     fs.list("tag", "t", help="Name and optionally a tag in the \"name:tag\" format")
     fs.string("target", help="Set the target build stage to build.")
+    fs.string("cgroup-parent", help="Set the parent cgroup for the \"RUN\" instructions "
+              "during build")
+    fs.string("cpu-period", help="Limit the CPU CFS (Completely Fair Scheduler) period")
+    fs.string("cpu-quota", help="Limit the CPU CFS (Completely Fair Scheduler) quota")
+    fs.string("cpu-shares", "c", help="CPU shares (relative weight)")
+    fs.string("cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
+    fs.string("cpuset-mems", help="MEMs in which to allow execution (0-3, 0,1)")
+    fs.string("memory", "m", help="Memory limit")
+    fs.string("memory-swap", help="Swap limit equal to memory plus swap: -1 to enable "
+              "unlimited swap")
+    fs.list("ulimit", help="Ulimit options")
     o = fs.parse(argv)
 
     context = o.args[0]
@@ -86,6 +97,7 @@ def build(cli: Cli, argv: list[str], path: str) -> int:
         from dockyard.cli.govalues import ram_in_bytes
         query.append(("shmsize", str(ram_in_bytes(o.shm_size))))
     query += [("extrahosts", h) for h in o.add_host or []]
+    query += _resources(o)
     if o.build_arg:
         query.append(("buildargs", json.dumps(_build_args(o.build_arg))))
     if o.label:
@@ -111,6 +123,34 @@ def build(cli: Cli, argv: list[str], path: str) -> int:
         with open(o.iidfile, "w") as f:
             f.write(image_id)
     return 0
+
+
+def _resources(o) -> list[tuple[str, str]]:
+    """The RUN containers' limits, in the units the API takes."""
+    from dockyard.cli.govalues import ram_in_bytes
+
+    out = []
+    for flag, name in (("cpu_period", "cpuperiod"), ("cpu_quota", "cpuquota"),
+                       ("cpu_shares", "cpushares")):
+        if getattr(o, flag):
+            out.append((name, str(int(getattr(o, flag)))))
+    if o.memory:
+        out.append(("memory", str(ram_in_bytes(o.memory))))
+    if o.memory_swap:
+        out.append(("memswap", "-1" if o.memory_swap == "-1" else
+                    str(ram_in_bytes(o.memory_swap))))
+    for flag, name in (("cpuset_cpus", "cpusetcpus"), ("cpuset_mems", "cpusetmems"),
+                       ("cgroup_parent", "cgroupparent")):
+        if getattr(o, flag):
+            out.append((name, getattr(o, flag)))
+    if o.ulimit:
+        limits = []
+        for item in o.ulimit:
+            name, _, values = item.partition("=")
+            soft, _, hard = values.partition(":")
+            limits.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
+        out.append(("ulimits", json.dumps(limits)))
+    return out
 
 
 def _build_args(items: list[str]) -> dict[str, str | None]:

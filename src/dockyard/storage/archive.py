@@ -259,8 +259,7 @@ class Extractor:
 
     def extract(self, stream: BinaryIO) -> None:
         try:
-            # (a large buffer: tarfile reads a stream 10 KiB at a time otherwise)
-            with tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK) as tar:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
                     self._entry(tar, member)
         except (tarfile.TarError, EOFError) as e:
@@ -303,12 +302,21 @@ class Extractor:
             except FileNotFoundError:
                 os.mkdir(base, perm, dir_fd=parentfd)
         elif m.isreg():
+            # One descriptor for all of it: data, owner, xattrs, mode, times.
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
                          | os.O_CLOEXEC, perm, dir_fd=parentfd)
             with os.fdopen(fd, "wb") as out:
                 src = tar.extractfile(m)
                 while chunk := src.read(_CHUNK):
                     out.write(chunk)
+                out.flush()
+                uid, gid = self.chown if self.chown is not None else (m.uid, m.gid)
+                os.fchown(fd, uid, gid)
+                self._set_xattrs(inroot.proc_path(fd), m)
+                os.fchmod(fd, stat.S_IMODE(m.mode))  # after chown, which clears setuid
+                mtime_ns, atime_ns = _times_ns(m)
+                os.utime(fd, ns=(atime_ns, mtime_ns))
+            return
         elif m.ischr() or m.isblk() or m.isfifo():
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
             os.mknod(base, kind | perm, os.makedev(m.devmajor, m.devminor), dir_fd=parentfd)
@@ -327,14 +335,7 @@ class Extractor:
             raise errdefs.System(f"unhandled tar header type {m.type[0] if m.type else 0}")
         uid, gid = self.chown if self.chown is not None else (m.uid, m.gid)
         os.chown(base, uid, gid, dir_fd=parentfd, follow_symlinks=False)
-        for key, value in m.pax_headers.items():
-            if key.startswith(XATTR_PAX) and not key[len(XATTR_PAX):].startswith(_OWN_XATTRS):
-                try:
-                    os.setxattr(inroot.proc_path(parentfd, base), key[len(XATTR_PAX):],
-                                value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
-                except OSError as e:
-                    if e.errno not in (errno.EPERM, errno.ENOTSUP):
-                        raise
+        self._set_xattrs(inroot.proc_path(parentfd, base), m)
         if not m.issym():
             # After chown, which clears setuid/setgid. Through an O_PATH
             # descriptor: a name swapped for a symlink meanwhile is not followed.
@@ -348,6 +349,18 @@ class Extractor:
             self._dirs.append((name, m))
         else:
             _set_times(parentfd, base, m, follow=not (m.issym() or m.islnk()))
+
+
+    @staticmethod
+    def _set_xattrs(path: str, m: tarfile.TarInfo) -> None:
+        for key, value in m.pax_headers.items():
+            if key.startswith(XATTR_PAX) and not key[len(XATTR_PAX):].startswith(_OWN_XATTRS):
+                try:
+                    os.setxattr(path, key[len(XATTR_PAX):],
+                                value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
+                except OSError as e:
+                    if e.errno not in (errno.EPERM, errno.ENOTSUP):
+                        raise
 
 
 class _ParentDir:
@@ -370,10 +383,15 @@ class _ParentDir:
         os.close(self.fd)
 
 
-def _set_times(parentfd: int, base: str, m: tarfile.TarInfo, follow: bool) -> None:
+def _times_ns(m: tarfile.TarInfo) -> tuple[int, int]:
+    """(mtime, atime) in ns; go-archive sets atime to the later of the two."""
     mtime_ns = int(m.mtime) * 1_000_000_000
     atime = float(m.pax_headers.get("atime", 0) or 0)
-    atime_ns = max(int(atime * 1e9), mtime_ns)  # go-archive: the later of the two
+    return mtime_ns, max(int(atime * 1e9), mtime_ns)
+
+
+def _set_times(parentfd: int, base: str, m: tarfile.TarInfo, follow: bool) -> None:
+    mtime_ns, atime_ns = _times_ns(m)
     if follow:
         fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parentfd)
         try:

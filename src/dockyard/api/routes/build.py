@@ -102,6 +102,9 @@ def options(request: web.Request):
                       ("cgroupparent", "CgroupParent")):
         if q.get(name):
             resources[key] = q[name]
+    ulimits = _json_query(request, "ulimits", "ulimit settings", list)
+    if ulimits:
+        resources["Ulimits"] = ulimits
     return BuildOptions(
         tags=_tags(request), build_args=build_args, labels=labels, target=q.get("target", ""),
         no_cache=query_bool(request, "nocache"), rm=rm, force_rm=force_rm,
