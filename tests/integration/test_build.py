@@ -550,3 +550,13 @@ def test_onbuild_triggers_run_in_the_child(dy, tmp_path):
     assert "triggered\n" in r.stdout and "child\n" in r.stdout
     inspect = json.loads(dy.docker("image", "inspect", "dytb/child").stdout)[0]
     assert inspect["Config"]["OnBuild"] is None  # triggers are not inherited further
+
+
+def test_dockerignore_that_excludes_the_build_files(dy, tmp_path):
+    ctx = write(tmp_path, {".dockerignore": "Dockerfile\n.dockerignore\n",
+                           "Dockerfile": "FROM busybox:local\nCOPY . /all/\nRUN ls -A /all\n",
+                           "kept.txt": "k\n"})
+    for cli in (dy.docker, dy.run_cli):
+        r = cli("build", "--no-cache", ctx)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split(" ---> Running in ")[1].splitlines()[1:2] == ["kept.txt"]
