@@ -560,3 +560,38 @@ def test_dockerignore_that_excludes_the_build_files(dy, tmp_path):
         r = cli("build", "--no-cache", ctx)
         assert r.returncode == 0, r.stderr
         assert r.stdout.split(" ---> Running in ")[1].splitlines()[1:2] == ["kept.txt"]
+
+
+def peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_huge_context_is_streamed_to_disk(dy, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox:local\nCOPY small.txt /\n",
+                           "small.txt": "s\n"})
+    with open(os.path.join(ctx, "huge.bin"), "wb") as f:
+        f.truncate(384 << 20)  # read back as 384 MiB of zeros
+    before = peak_rss_mib(dy.proc.pid)
+    r = dy.docker("build", "-q", ctx, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert peak_rss_mib(dy.proc.pid) - before < 64
+
+
+def test_symlinks_that_leave_the_context(dy, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox:local\nCOPY out /x\n"})
+    os.symlink("/etc/passwd", os.path.join(ctx, "out"))
+    r = dy.docker("build", ctx)
+    assert r.returncode == 1
+    assert r.stderr.strip().endswith("COPY failed: file not found in build context or excluded "
+                                     "by .dockerignore: stat out: file does not exist")
+    # a link that climbs above the context stops at its root, as it would at "/"
+    write(ctx, {"Dockerfile": "FROM busybox:local\nCOPY up /x/\nRUN ls -A /x\n"})
+    os.unlink(os.path.join(ctx, "out"))
+    os.symlink("../../..", os.path.join(ctx, "up"))
+    r = dy.docker("build", ctx)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split(" ---> Running in ")[1].splitlines()[1:3] == ["Dockerfile", "up"]
