@@ -595,3 +595,18 @@ def test_symlinks_that_leave_the_context(dy, tmp_path):
     r = dy.docker("build", ctx)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split(" ---> Running in ")[1].splitlines()[1:3] == ["Dockerfile", "up"]
+
+
+def test_hard_links_made_by_run_stay_links(dy, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox:local\n"
+                                         "RUN echo data > /a && ln /a /b && mkdir /d && ln /a /d/c\n"})
+    dy.docker("build", "-t", "dytb/links", ctx, check=True)
+    entries = {name: (kind, mode) for name, mode, _, kind in layers(dy, "dytb/links")[0]}
+    raw = dy.api().request("GET", "/images/dytb/links/get").read()
+    outer = tarfile.open(fileobj=io.BytesIO(raw))
+    last = json.load(outer.extractfile("manifest.json"))[0]["Layers"][-1]
+    inner = {m.name: m for m in tarfile.open(fileobj=outer.extractfile(last))}
+    assert entries["a"][0] == "0"
+    assert (inner["b"].type, inner["b"].linkname) == (tarfile.LNKTYPE, "a")
+    assert (inner["d/c"].type, inner["d/c"].linkname) == (tarfile.LNKTYPE, "a")
+    assert dy.docker("run", "--rm", "dytb/links", "ls", "-l", "/d/c").stdout.split()[1] == "3"

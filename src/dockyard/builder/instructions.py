@@ -134,7 +134,7 @@ def parse_command(node: Node) -> Instruction:
     return instruction
 
 
-def parse_stages(ast: Node) -> tuple[list[Stage], list[ArgCommand]]:
+def parse_stages(ast: Node, check_names: bool = True) -> tuple[list[Stage], list[ArgCommand]]:
     """The stages of a parsed Dockerfile, and the ARGs before its first FROM.
 
     An instruction docker refuses raises DockerfileError, whose message
@@ -157,7 +157,8 @@ def parse_stages(ast: Node) -> tuple[list[Stage], list[ArgCommand]]:
                                    node.start_line, node.end_line)
         else:
             stages[-1].commands.append(instruction)
-    _check_stage_names(stages)
+    if check_names:  # (a build checks each name when it gets to its stage, as dockerd)
+        _check_stage_names(stages)
     return stages, meta_args
 
 

@@ -23,16 +23,20 @@ way the CLI built it from the files on the client.
 From the sums, per source (builder/dockerfile/copy.go):
 - a file, or a symlink leading to one, is `file:<sum of the file>`;
 - a directory is `dir:<sha256 of the sorted sums of it and everything under
-  it, joined by ",">`; an entry whose symlink leads nowhere in the context
-  (and the context root, which has no entry) counts as its path instead;
+  it, joined by ",">` (the context's root itself left out, as dockerd's walk
+  skips it); an entry whose symlink leads nowhere in the context counts as
+  its path instead;
 - several sources (a pattern matching several paths counts as several) are
   `multi:<sha256 of their hashes in instruction order, joined by ",">`.
 """
 
 from __future__ import annotations
 
+import functools
+import grp
 import hashlib
 import os
+import pwd
 import stat
 from collections.abc import Sequence
 
@@ -43,10 +47,19 @@ _CHUNK = 1 << 20
 
 
 class SourceHasher:
-    """Source hashes of one build context `directory`, once it is received."""
+    """Source hashes of one build context `directory`, once it is received.
 
-    def __init__(self, directory: str):
+    With `image=True` the directory is an image's root (`COPY --from`), which
+    dockerd hashes from the files themselves rather than from a received tar
+    (its "lazy" source): the mode then carries the file type bits as Go's
+    tar headers do (0o100644), the owner names are the daemon host's names
+    for the numeric ids, a file's security.capability counts, and hard links
+    are not told apart.
+    """
+
+    def __init__(self, directory: str, image: bool = False):
         self.directory = directory
+        self.image = image
         self._sums: dict[str, str] = {}
         self._first_names: dict[tuple[int, int], str] | None = None
 
@@ -80,7 +93,8 @@ class SourceHasher:
         """The entry hashes of the directory `path` and all under it, links
         not entered (filepath.Walk), each followed when hashed."""
         rel = os.path.relpath(path, self.directory)
-        hashes = [self.entry_hash(rel)]
+        # (the context's root is not an entry of its own: a walk skips it)
+        hashes = [self.entry_hash(rel)] if rel != "." else []
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for entry in archive.walk_children(fd, ".", ""):
@@ -99,7 +113,7 @@ class SourceHasher:
             flag, linkname = "2", os.readlink(path)
         elif stat.S_ISREG(mode):
             flag, size = "0", st.st_size
-            first = self._first_name(rel, st)
+            first = rel if self.image else self._first_name(rel, st)
             if first != rel:
                 flag, size, linkname = "1", 0, first
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -107,11 +121,22 @@ class SourceHasher:
             major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
         else:
             flag = "6"
+        uname = gname = ""
+        tar_mode = stat.S_IMODE(mode)
+        extra = ""
+        if self.image:
+            tar_mode |= stat.S_IFMT(mode)
+            uname, gname = _user_name(st.st_uid), _group_name(st.st_gid)
+            try:
+                cap = os.getxattr(path, "security.capability", follow_symlinks=False)
+                extra = "security.capability" + cap.decode("utf-8", "surrogateescape")
+            except OSError:
+                pass
         header = "".join((
-            "name", name, "mode", str(stat.S_IMODE(mode)), "uid", str(st.st_uid),
+            "name", name, "mode", str(tar_mode), "uid", str(st.st_uid),
             "gid", str(st.st_gid), "size", str(size), "typeflag", flag,
-            "linkname", linkname, "uname", "", "gname", "",
-            "devmajor", str(major), "devminor", str(minor)))
+            "linkname", linkname, "uname", uname, "gname", gname,
+            "devmajor", str(major), "devminor", str(minor), extra))
         h = hashlib.sha256(header.encode("utf-8", "surrogateescape"))
         if flag == "0":
             with open(path, "rb") as f:
@@ -135,6 +160,22 @@ class SourceHasher:
             finally:
                 os.close(fd)
         return self._first_names.get((st.st_dev, st.st_ino), rel)
+
+
+@functools.cache
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+@functools.cache
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
 
 
 def combined_hash(hashes: Sequence[str]) -> str:

@@ -158,6 +158,8 @@ class Builder:
                 build_args.add_meta_arg(arg.key, arg.value)
         state = DispatchState(build_args.for_stage())
         for index, stage in enumerate(stages):
+            if stage.name in self.stage_names:
+                raise InstructionError(f"{stage.name} stage name already used")
             state = DispatchState(build_args.for_stage())
             step += 1
             await self._print_step(step, total, stage.code)
@@ -304,13 +306,16 @@ class Builder:
             await self.progress.out(f"Removing intermediate container {cid[:12]}\n")
 
     async def _commit_container(self, state: DispatchState, cid: str,
-                                container_config: dict[str, Any], layer: bool = False) -> None:
-        """Commit the step's container. The ContainerConfig of a step whose
-        record the container ran with has the container's hostname, as
-        dockerd's (which fills it in on create)."""
+                                container_config: dict[str, Any], layer: bool = False,
+                                created_with: bool = True) -> None:
+        """Commit the step's container. When the container was created with
+        the step's record itself (`created_with`: every step but RUN), the
+        ContainerConfig shows what creating it filled in, as dockerd's does:
+        the container's hostname, and labels {} for none."""
         c = self.containers.get(cid)
-        if c.config.get("Cmd") == container_config.get("Cmd"):
-            container_config = {**container_config, "Hostname": c.config.get("Hostname", "")}
+        if created_with:
+            container_config = {**container_config, "Hostname": c.config.get("Hostname", ""),
+                                "Labels": container_config.get("Labels") or {}}
         upper = self.images.snapshots.fs_path(cid)
 
         def write_layer(out: BinaryIO) -> int:
@@ -342,6 +347,11 @@ class Builder:
             probe["Entrypoint"] = None
         if await self._probe(state, probe):
             return
+        if not state.image_id:
+            # FROM scratch, nothing committed yet: no filesystem to run in
+            raise errdefs.InvalidParameter(
+                f'cannot RUN on an empty filesystem (FROM scratch): exec: "{cmd[0]}": '
+                f'stat {cmd[0]}: no such file or directory' if cmd else "No command specified")
         config = {**copy.deepcopy(run_config), "Cmd": cmd, "ArgsEscaped": False,
                   "Env": list(run_config.get("Env") or []) + build_args,
                   "Healthcheck": {"Test": ["NONE"]}}
@@ -360,7 +370,7 @@ class Builder:
         if code != 0:
             raise RunFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}",
                             code)
-        await self._commit_container(state, cid, probe, layer=True)
+        await self._commit_container(state, cid, probe, layer=True, created_with=False)
 
     async def _run_container(self, cid: str) -> int:
         """Start the container with its output streamed into the build's, and
@@ -376,6 +386,8 @@ class Builder:
             start = asyncio.ensure_future(self.containers.start(cid))
             done, _ = await asyncio.wait([attach, start], return_when=asyncio.FIRST_COMPLETED)
             if attach in done:
+                if attach.exception() is not None:
+                    await start  # the start's own error (the runtime's), not the attach's
                 shim = attach.result()
                 reader, writer = await shim.attach(stdin=False, stdout=True, stderr=True)
                 if not ready.done():
@@ -523,7 +535,7 @@ class Builder:
         try:
             target = await asyncio.to_thread(self.containerfs._mount_snapshot, key)
             try:
-                yield target, SourceHasher(target)
+                yield target, SourceHasher(target, image=True)
             finally:
                 await asyncio.to_thread(self.containerfs._unmount, target)
         finally:
@@ -551,11 +563,12 @@ def read_dockerfile(context_dir: str, name: str, target: str) -> Dockerfile:
 
     located = context.locate_dockerfile(context_dir, name)
     with open(located.path, "rb") as f:
-        result = parser.parse(f.read())
+        try:
+            result = parser.parse(f.read())
+        except parser.DockerfileParseError as e:
+            raise errdefs.InvalidParameter(f"failed to parse {located.name}: {e}") from e
     context.remove_build_files(context_dir, located.name)
-    if not result.ast.children:
-        raise errdefs.InvalidParameter("failed to parse Dockerfile: file with no instructions")
-    stages, meta_args = parse_stages(result.ast)
+    stages, meta_args = parse_stages(result.ast, check_names=False)
     if not stages:
         raise errdefs.InvalidParameter("no build stage in current context")
     if target:

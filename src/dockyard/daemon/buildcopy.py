@@ -127,7 +127,9 @@ def perform_copy(dest_root: str, dest: str, info: CopyInfo, identity: Identity |
                 os.close(destfd)
             return
         if decompress and info.unpack and is_archive(src):
-            destfd = inroot.make_dirs(rootfd, dest, 0o755, dir_owner)
+            # (an archive keeps its own owners, --chown or not; dockerd makes
+            # the destination root's too)
+            destfd = inroot.make_dirs(rootfd, dest, 0o755, (0, 0))
             try:
                 with open(src, "rb") as f:
                     _extract(compression.open_decompressed(f), destfd, dest)

@@ -104,11 +104,25 @@ def test_dir_with_links_counts_targets_and_unresolvable_paths(tmp_path):
         "dir:" + hashlib.sha256(",".join(parts).encode()).hexdigest()
 
 
-def test_whole_context_counts_the_root_as_dot(tmp_path):
+def test_whole_context_leaves_the_root_out(tmp_path):
+    """dockerd's walk of a directory source skips the context's root (checked
+    against dockerd 20.10: `COPY . /ctx/` has the same hash)."""
     d = unpack(tmp_path, cli_tar([("a", b"a", 0o644)]))
     hasher = sourcehash.SourceHasher(d)
-    parts = sorted([".", hasher.entry_hash("a")])
+    parts = [hasher.entry_hash("a")]
     assert copy_hash(d, ".") == "dir:" + hashlib.sha256(",".join(parts).encode()).hexdigest()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the file must be owned by root, as in an image")
+def test_image_sources_hash_as_dockerds_lazy_source(tmp_path):
+    """`COPY --from`: Go's mode with its type bits, the host's owner names
+    (dockerd 20.10 gave file:6a3e04be... for a 1-byte "\n" file m, 0644, 0:0)."""
+    (tmp_path / "m").write_bytes(b"\n")
+    os.chown(tmp_path / "m", 0, 0)
+    os.chmod(tmp_path / "m", 0o644)
+    hasher = sourcehash.SourceHasher(str(tmp_path), image=True)
+    assert hasher.source_hash("m") == \
+        "file:6a3e04befd401fb38cc3158ef1c9299277cb7b7da75f7fa1fa4ceab1c638a640"
 
 
 def test_hard_link_hashes_as_the_cli_sends_it(tmp_path):
