@@ -137,6 +137,10 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
         "rm": ("volume", "remove", "Remove one or more volumes"),
         "update": ("volume", "update", "Update a volume (cluster volumes only)"),
     }, {"list": "ls", "remove": "rm"}),
+    "registry": ("Run an OCI registry", {
+        "gc": ("registry", "gc", "Remove the blobs no manifest references (registry stopped)"),
+        "serve": ("registry", "serve", "Serve the OCI distribution API"),
+    }, {}),
     "system": ("Manage Docker", {
         "df": ("usage", "df", "Show docker disk usage"),
         "events": ("events", "events", "Get real time events from the server"),

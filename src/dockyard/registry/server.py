@@ -1,0 +1,163 @@
+"""The registry as a configured server: configuration, create_app(), serve().
+
+Configuration is a JSON file, the command line, or both (flags win):
+
+    {
+      "addr": "127.0.0.1:5000",
+      "root": "/var/lib/dockyard-registry",
+      "tls": {"cert": "server.crt", "key": "server.key"},
+      "auth": {
+        "htpasswd": "/etc/dockyard/htpasswd",
+        "realm": "dockyard registry",
+        "token": {"key_file": "token.key", "service": "dockyard-registry",
+                  "issuer": "dockyard-registry", "realm": "https://host:5000/token"}
+      },
+      "read_only": false
+    }
+
+Without `auth` anyone may pull and push (bind to 127.0.0.1 then). With an
+htpasswd file alone, clients use basic auth on every request. With `token`,
+clients are sent to the token endpoint this server serves at `/token`
+(`realm` defaults to it), which checks the htpasswd file (if any) and signs
+tokens with the HMAC key in `key_file`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import ssl
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dockyard.registry.app import build_app
+from dockyard.registry.auth import (AccessController, AllowAll, BasicAuth, Htpasswd, TokenAuth,
+                                    TokenConfig, TokenServer)
+from dockyard.registry.driver import StorageDriver
+from dockyard.registry.filesystem import FilesystemDriver
+from dockyard.registry.storage import Registry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADDR = "127.0.0.1:5000"
+DEFAULT_REALM = "dockyard registry"
+
+
+@dataclass
+class TokenSettings:
+    key_file: str
+    service: str = "dockyard-registry"
+    issuer: str = "dockyard-registry"
+    realm: str | None = None
+    expiration: int = 300
+
+
+@dataclass
+class Config:
+    root: str
+    addr: str = DEFAULT_ADDR
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    htpasswd: str | None = None
+    realm: str = DEFAULT_REALM
+    token: TokenSettings | None = None
+    read_only: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    def host_port(self) -> tuple[str, int]:
+        host, sep, port = self.addr.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"invalid address {self.addr!r}: expected host:port")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def load_config(path: str) -> dict:
+    """The JSON configuration file as a dict of Config's fields."""
+    with open(path, encoding="utf-8") as f:
+        raw = json.load(f)
+    fields: dict = {}
+    for key in ("addr", "root", "read_only"):
+        if key in raw:
+            fields[key] = raw[key]
+    tls = raw.get("tls") or {}
+    fields.update({k: v for k, v in (("tls_cert", tls.get("cert")),
+                                     ("tls_key", tls.get("key"))) if v})
+    auth = raw.get("auth") or {}
+    if auth.get("htpasswd"):
+        fields["htpasswd"] = auth["htpasswd"]
+    if auth.get("realm"):
+        fields["realm"] = auth["realm"]
+    if auth.get("token"):
+        fields["token"] = TokenSettings(**auth["token"])
+    return fields
+
+
+def _access(config: Config) -> tuple[AccessController, TokenServer | None]:
+    htpasswd = Htpasswd.load(config.htpasswd) if config.htpasswd else None
+    if config.token is not None:
+        with open(config.token.key_file, "rb") as f:
+            key = f.read().strip()
+        if len(key) < 16:
+            raise ValueError(f"{config.token.key_file}: a token key needs at least 16 bytes")
+        realm = config.token.realm or f"{config.scheme}://{config.addr}/token"
+        token = TokenConfig(realm, config.token.service, config.token.issuer, key,
+                            config.token.expiration)
+        return TokenAuth(token), TokenServer(token, htpasswd)
+    if htpasswd is not None:
+        return BasicAuth(htpasswd, config.realm), None
+    return AllowAll(), None
+
+
+def create_app(config: Config, driver: StorageDriver | None = None) -> web.Application:
+    """The registry's aiohttp application for `config` (storage: a filesystem
+    driver on `config.root` unless another driver is given)."""
+    driver = driver or FilesystemDriver(config.root)
+    access, tokens = _access(config)
+    return build_app(Registry(driver), access, config.read_only, tokens)
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    if not config.tls_cert:
+        return None
+    if not config.tls_key:
+        raise ValueError("a TLS certificate needs its key (--tls-key)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+async def start(config: Config, driver: StorageDriver | None = None) -> web.AppRunner:
+    """Start serving in the running loop; `await runner.cleanup()` stops it."""
+    os.makedirs(config.root, exist_ok=True)
+    runner = web.AppRunner(create_app(config, driver), access_log=None)
+    await runner.setup()
+    host, port = config.host_port()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context(config),
+                       reuse_address=True)
+    await site.start()
+    log.info("registry serving %s://%s (root %s)", config.scheme, config.addr, config.root)
+    return runner
+
+
+def serve(config: Config) -> None:
+    """Serve until SIGINT or SIGTERM (blocking): what `dockyard registry serve` calls."""
+
+    async def main() -> None:
+        runner = await start(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
