@@ -441,6 +441,9 @@ def test_remote_contexts_and_add_from_url(dy, tmp_path):
         write(www, {"f.txt": "changed\n"})  # a new download misses the cache
         assert b"changed\\n" in dy.api().request(
             "POST", "/build", query={"remote": f"{base}/Dockerfile"}).read()
+        ours = dy.run_cli("build", f"{base}/ctx.tar.gz")
+        assert ours.returncode == 0, ours.stderr
+        assert "Using cache" in ours.stdout and "Sending build context" not in ours.stdout
 
 
 def test_remote_git_context(dy, tmp_path):

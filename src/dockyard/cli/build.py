@@ -69,15 +69,21 @@ def build(cli: Cli, argv: list[str], path: str) -> int:
     if dockerfile == "-" and context == "-":
         raise StatusError("invalid argument: can't use stdin for both build context and "
                           "dockerfile")
+    remote = ""
     if context == "-":
         body = _stdin_context(cli, dockerfile)
         dockerfile = dockerfile or "Dockerfile"
+    elif _is_remote(context):
+        # (the daemon fetches it: a tarball, a Dockerfile, or a git repository)
+        body, remote = None, context
     else:
         if not os.path.isdir(context):
             raise StatusError(f'unable to prepare context: path "{context}" not found')
         body, dockerfile = _dir_context(cli, context, dockerfile)
 
     query: list[tuple[str, str]] = [("dockerfile", dockerfile)]
+    if remote:
+        query.append(("remote", remote))
     query += [("t", t) for t in o.tag or []]
     if o.quiet:
         query.append(("q", "1"))
@@ -109,10 +115,10 @@ def build(cli: Cli, argv: list[str], path: str) -> int:
 
     from dockyard.client.api import json_messages
 
-    counted = _Counted(body)
+    counted = _Counted(body) if body is not None else None
     response = cli.client.request("POST", "/build", query=query, body=counted,
                                   headers={"Content-Type": "application/x-tar"})
-    if not o.quiet:
+    if not o.quiet and counted is not None:
         from dockyard.cli.formatting import human_size
         cli.out.write(f"Sending build context to Docker daemon  {human_size(counted.total)}"
                       "\r\r\n")
@@ -151,6 +157,11 @@ def _resources(o) -> list[tuple[str, str]]:
             limits.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
         out.append(("ulimits", json.dumps(limits)))
     return out
+
+
+def _is_remote(context: str) -> bool:
+    """A URL or a git repository, as the docker CLI tells them from a path."""
+    return context.startswith(("http://", "https://", "git://", "git@", "github.com/"))
 
 
 def _build_args(items: list[str]) -> dict[str, str | None]:
