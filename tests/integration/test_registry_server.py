@@ -60,12 +60,14 @@ class Registry:
             f.write("{}")
         self.log_path = os.path.join(base, "registry.log")
         self.proc: subprocess.Popen | None = None
+        self.storage = ["--root", self.root]  # or S3's flags
+        self.env: dict | None = None          # the server's environment, when not ours
 
     def start(self) -> "Registry":
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [DOCKYARD, "registry", "serve", "--addr", self.addr, "--root", self.root,
-                 *self.flags], stdout=log, stderr=subprocess.STDOUT)
+                [DOCKYARD, "registry", "serve", "--addr", self.addr, *self.storage,
+                 *self.flags], stdout=log, stderr=subprocess.STDOUT, env=self.env)
         wait_for(self._answers, what=f"registry on {self.addr}")
         return self
 

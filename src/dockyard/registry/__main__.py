@@ -2,7 +2,13 @@
 
     serve --root DIR [--addr 127.0.0.1:5000] [--tls-cert F --tls-key F]
           [--htpasswd F] [--realm R] [--token-key-file F] [--read-only] [--config FILE]
-    gc --root DIR [--dry-run]
+          [--proxy URL [--proxy-username U --proxy-password P]]
+    gc --root DIR [--dry-run] [--config FILE]
+
+Both take `--s3-bucket B [--s3-endpoint URL] [--s3-region R] [--s3-prefix P]`
+instead of `--root` to keep the registry in S3; credentials come from the
+usual AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...) or the
+configuration file.
 
 `main(argv)` is what the dockyard CLI can call as well; it returns the exit status.
 """
@@ -15,8 +21,18 @@ import logging
 import sys
 
 from dockyard.registry import gc as gcmod
-from dockyard.registry.filesystem import FilesystemDriver
-from dockyard.registry.server import Config, TokenSettings, load_config, serve
+from dockyard.registry.proxy import ProxySettings
+from dockyard.registry.s3 import S3Settings
+from dockyard.registry.server import Config, TokenSettings, load_config, open_driver, serve
+
+
+def _storage_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="JSON configuration file (flags override it)")
+    parser.add_argument("--root", help="storage directory")
+    parser.add_argument("--s3-bucket", help="keep the registry in this S3 bucket")
+    parser.add_argument("--s3-endpoint", help="URL of an S3-compatible service")
+    parser.add_argument("--s3-region", help="the bucket's region (default us-east-1)")
+    parser.add_argument("--s3-prefix", help="root directory inside the bucket")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,9 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                                      description="An OCI distribution registry.")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve the registry API")
-    s.add_argument("--config", help="JSON configuration file (flags override it)")
+    _storage_flags(s)
     s.add_argument("--addr", help="host:port to listen on (default 127.0.0.1:5000)")
-    s.add_argument("--root", help="storage directory")
     s.add_argument("--tls-cert")
     s.add_argument("--tls-key")
     s.add_argument("--htpasswd", help="htpasswd file (bcrypt or {SHA} entries)")
@@ -34,9 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--token-key-file", help="HMAC key: enables the bearer token flow")
     s.add_argument("--read-only", action="store_true", default=None,
                    help="refuse every write with 405 UNSUPPORTED")
+    s.add_argument("--proxy", metavar="URL",
+                   help="be a pull-through cache of the registry at URL (pushes refused)")
+    s.add_argument("--proxy-username")
+    s.add_argument("--proxy-password")
     s.add_argument("--log-level", default="info")
     g = sub.add_parser("gc", help="delete blobs no manifest references (server stopped)")
-    g.add_argument("--root", required=True)
+    _storage_flags(g)
     g.add_argument("--dry-run", action="store_true")
     return parser
 
@@ -44,19 +63,34 @@ def _parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> Config:
     fields = load_config(args.config) if args.config else {}
     for key in ("addr", "root", "tls_cert", "tls_key", "htpasswd", "realm", "read_only"):
-        value = getattr(args, key)
+        value = getattr(args, key, None)
         if value is not None:
             fields[key] = value
-    if args.token_key_file:
+    if getattr(args, "token_key_file", None):
         token = fields.get("token") or TokenSettings(key_file=args.token_key_file)
         fields["token"] = dataclasses.replace(token, key_file=args.token_key_file)
-    if not fields.get("root"):
-        raise SystemExit("registry: --root (or \"root\" in --config) is required")
+    s3 = {k: v for k, v in (("bucket", args.s3_bucket), ("endpoint", args.s3_endpoint),
+                            ("region", args.s3_region), ("prefix", args.s3_prefix)) if v}
+    if s3:
+        base = fields.get("s3") or S3Settings(bucket=s3.get("bucket", ""))
+        fields["s3"] = dataclasses.replace(base, **s3)
+        if not fields["s3"].bucket:
+            raise SystemExit("registry: --s3-bucket (or \"bucket\" in --config) is required")
+    proxy = {k: v for k, v in (("remoteurl", getattr(args, "proxy", None)),
+                               ("username", getattr(args, "proxy_username", None)),
+                               ("password", getattr(args, "proxy_password", None))) if v}
+    if proxy.get("remoteurl") or (proxy and fields.get("proxy")):
+        base = fields.get("proxy") or ProxySettings(remoteurl=proxy["remoteurl"])
+        fields["proxy"] = dataclasses.replace(base, **proxy)
+    if not fields.get("root") and not fields.get("s3"):
+        raise SystemExit("registry: --root or --s3-bucket (or \"root\" or \"s3\" in "
+                         "--config) is required")
+    fields.setdefault("root", "")
     return Config(**fields)
 
 
-def run_gc(root: str, dry_run: bool, out=sys.stdout) -> int:
-    report = gcmod.collect(FilesystemDriver(root), dry_run=dry_run)
+def run_gc(config: Config, dry_run: bool, out=sys.stdout) -> int:
+    report = gcmod.collect(open_driver(config), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for digest, size in report.removed:
         print(f"{verb} {digest} ({size} bytes)", file=out)
@@ -70,7 +104,7 @@ def run_gc(root: str, dry_run: bool, out=sys.stdout) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "gc":
-        return run_gc(args.root, args.dry_run)
+        return run_gc(config_from_args(args), args.dry_run)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

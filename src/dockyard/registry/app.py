@@ -23,14 +23,17 @@ Routes are matched in the order above (uploads before blobs, so that
 "uploads" is never read as a digest); `<name>` may hold "/".
 
 One middleware does, in order: authorize the request's scopes (auth.py), refuse
-writes in read-only mode, check the repository name, run the handler, and turn
-errors into the spec's bodies through the one table below (`STATUS`). Storage
+writes in read-only and pull-through cache modes, check the repository name,
+run the handler, and turn errors into the spec's bodies through the one table
+below (`STATUS`). Storage
 calls run on a thread pool of the app's own: they touch the disk (or, for
 another driver, the network), and the event loop must keep serving while a big
 blob is hashed or fsync'd. Blob bytes are never held whole in memory: uploads
 are streamed to the driver a megabyte at a time, and downloads are sent with
 sendfile(2) (aiohttp's FileResponse, which also answers Range) when the driver
-has a local file, or streamed from its reader otherwise.
+has a local file, or streamed from its reader otherwise. As a pull-through
+cache (proxy.py), manifest and blob reads first give the proxy its chance to
+fetch from the upstream what storage lacks.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from dockyard.registry.auth import Access, AccessController, AllowAll, TokenServ
 from dockyard.registry.digest import parse_digest
 from dockyard.registry.manifest import MAX_SIZE, OCI_INDEX
 from dockyard.registry.names import validate_name
+from dockyard.registry.proxy import Proxy
 from dockyard.registry.storage import Registry
 from dockyard.registry.uploads import CHUNK, Upload
 
@@ -87,6 +91,7 @@ ACCESS = web.AppKey("access", AccessController)
 TOKENS = web.AppKey("tokens", object)
 READ_ONLY = web.AppKey("read_only", bool)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+PROXY = web.AppKey("proxy", object)  # a Proxy, or None
 
 
 def status_of(error: e.RegistryError) -> int:
@@ -137,10 +142,12 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         if request.path != "/token":
             authorization = request.headers.get("Authorization")
-            request["user"] = await _run(request, request.app[ACCESS].authorize,
-                                         authorization, wanted_access(request))
+            await _run(request, request.app[ACCESS].authorize, authorization,
+                       wanted_access(request))
             if request.app[READ_ONLY] and request.method not in READS:
                 raise e.Unsupported("registry is in read-only mode")
+            if request.app[PROXY] is not None and request.method not in READS:
+                raise e.Unsupported("registry is a pull-through cache: it does not take pushes")
         if "name" in request.match_info:
             validate_name(request.match_info["name"])
         return await handler(request)
@@ -217,6 +224,8 @@ async def referrers(request: web.Request) -> web.Response:
 
 async def get_manifest(request: web.Request) -> web.Response:
     name, reference = request.match_info["name"], request.match_info["reference"]
+    if request.app[PROXY] is not None:
+        await request.app[PROXY].pull_manifest(name, reference, partial(_run, request))
     digest, media_type, data = await _run(request, request.app[REGISTRY].get_manifest,
                                           name, reference)
     headers = {"Content-Type": media_type, "Docker-Content-Digest": str(digest),
@@ -277,9 +286,18 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 async def get_blob(request: web.Request) -> web.StreamResponse:
     name, digest = request.match_info["name"], parse_digest(request.match_info["digest"])
     registry = request.app[REGISTRY]
-    info = await _run(request, registry.stat_blob, name, digest)
     headers = {"Docker-Content-Digest": str(digest), "Content-Type": "application/octet-stream",
                "Accept-Ranges": "bytes", "ETag": f'"{digest}"'}
+    try:
+        info = await _run(request, registry.stat_blob, name, digest)
+    except e.BlobUnknown:
+        if request.app[PROXY] is None:
+            raise
+        served = await request.app[PROXY].serve_blob(request, name, digest, dict(headers),
+                                                      partial(_run, request))
+        if served is not None:
+            return served
+        info = await _run(request, registry.stat_blob, name, digest)  # stored just now
     if request.method == "HEAD":
         return web.Response(headers={**headers, "Content-Length": str(info.size)})
     if info.local_path is not None:
@@ -463,7 +481,7 @@ async def token(request: web.Request) -> web.Response:
 
 def build_app(registry: Registry, access: AccessController | None = None,
               read_only: bool = False, tokens: TokenServer | None = None,
-              workers: int = 32) -> web.Application:
+              workers: int = 32, proxy: Proxy | None = None) -> web.Application:
     """The HTTP API over `registry`; see server.create_app for the configured one."""
     app = web.Application(middlewares=[_middleware], client_max_size=MAX_SIZE)
     app.on_response_prepare.append(_add_headers)
@@ -472,8 +490,11 @@ def build_app(registry: Registry, access: AccessController | None = None,
     app[READ_ONLY] = read_only
     app[TOKENS] = tokens
     app[EXECUTOR] = ThreadPoolExecutor(workers, thread_name_prefix="registry")
+    app[PROXY] = proxy
 
     async def shutdown(app: web.Application) -> None:
+        if proxy is not None:
+            await proxy.close()
         app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
 
     app.on_cleanup.append(shutdown)

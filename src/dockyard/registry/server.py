@@ -12,7 +12,11 @@ Configuration is a JSON file, the command line, or both (flags win):
         "token": {"key_file": "token.key", "service": "dockyard-registry",
                   "issuer": "dockyard-registry", "realm": "https://host:5000/token"}
       },
-      "read_only": false
+      "read_only": false,
+      "s3": {"bucket": "images", "region": "eu-west-1", "endpoint": null,
+             "prefix": "registry", "access_key": null, "secret_key": null},
+      "proxy": {"remoteurl": "https://registry-1.docker.io",
+                "username": null, "password": null}
     }
 
 Without `auth` anyone may pull and push (bind to 127.0.0.1 then). With an
@@ -20,6 +24,11 @@ htpasswd file alone, clients use basic auth on every request. With `token`,
 clients are sent to the token endpoint this server serves at `/token`
 (`realm` defaults to it), which checks the htpasswd file (if any) and signs
 tokens with the HMAC key in `key_file`.
+
+Storage is the filesystem under `root`, or, with `s3`, a bucket (s3.py; then
+`root` is not needed; keys absent or null take boto3's defaults, credentials
+its usual chain). With `proxy`, the registry is a pull-through cache of the
+registry at `remoteurl` (proxy.py) and refuses pushes.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ from dockyard.registry.auth import (AccessController, AllowAll, BasicAuth, Htpas
                                     TokenConfig, TokenServer)
 from dockyard.registry.driver import StorageDriver
 from dockyard.registry.filesystem import FilesystemDriver
+from dockyard.registry.proxy import Proxy, ProxySettings, Upstream
+from dockyard.registry.s3 import S3Settings
 from dockyard.registry.storage import Registry
 
 log = logging.getLogger(__name__)
@@ -58,7 +69,7 @@ class TokenSettings:
 
 @dataclass
 class Config:
-    root: str
+    root: str  # "" when the storage is S3
     addr: str = DEFAULT_ADDR
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -66,6 +77,8 @@ class Config:
     realm: str = DEFAULT_REALM
     token: TokenSettings | None = None
     read_only: bool = False
+    s3: S3Settings | None = None
+    proxy: ProxySettings | None = None
 
     @property
     def scheme(self) -> str:
@@ -96,7 +109,20 @@ def load_config(path: str) -> dict:
         fields["realm"] = auth["realm"]
     if auth.get("token"):
         fields["token"] = TokenSettings(**auth["token"])
+    if raw.get("s3"):
+        fields["s3"] = S3Settings(**{k: v for k, v in raw["s3"].items() if v is not None})
+    if raw.get("proxy"):
+        fields["proxy"] = ProxySettings(**raw["proxy"])
     return fields
+
+
+def open_driver(config: Config) -> StorageDriver:
+    """The storage `config` names: an S3 bucket, else the filesystem under `root`."""
+    if config.s3 is not None:
+        from dockyard.registry.s3 import S3Driver  # boto3: only for S3 storage
+
+        return S3Driver(config.s3)
+    return FilesystemDriver(config.root)
 
 
 def _access(config: Config) -> tuple[AccessController, TokenServer | None]:
@@ -116,11 +142,12 @@ def _access(config: Config) -> tuple[AccessController, TokenServer | None]:
 
 
 def create_app(config: Config, driver: StorageDriver | None = None) -> web.Application:
-    """The registry's aiohttp application for `config` (storage: a filesystem
-    driver on `config.root` unless another driver is given)."""
-    driver = driver or FilesystemDriver(config.root)
+    """The registry's aiohttp application for `config` (storage: the driver
+    `config` names unless another driver is given)."""
+    registry = Registry(driver or open_driver(config))
     access, tokens = _access(config)
-    return build_app(Registry(driver), access, config.read_only, tokens)
+    proxy = Proxy(registry, Upstream(config.proxy)) if config.proxy else None
+    return build_app(registry, access, config.read_only, tokens, proxy=proxy)
 
 
 def ssl_context(config: Config) -> ssl.SSLContext | None:
@@ -135,14 +162,17 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
 
 async def start(config: Config, driver: StorageDriver | None = None) -> web.AppRunner:
     """Start serving in the running loop; `await runner.cleanup()` stops it."""
-    os.makedirs(config.root, exist_ok=True)
+    if config.root:
+        os.makedirs(config.root, exist_ok=True)
     runner = web.AppRunner(create_app(config, driver), access_log=None)
     await runner.setup()
     host, port = config.host_port()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context(config),
                        reuse_address=True)
     await site.start()
-    log.info("registry serving %s://%s (root %s)", config.scheme, config.addr, config.root)
+    storage = f"s3://{config.s3.bucket}/{config.s3.prefix}" if config.s3 else config.root
+    log.info("registry serving %s://%s (storage %s%s)", config.scheme, config.addr, storage,
+             f", a cache of {config.proxy.remoteurl}" if config.proxy else "")
     return runner
 
 

@@ -171,14 +171,34 @@ class Registry:
             tag, d = validate_tag(reference), digest_of(data, CANONICAL)
         manifest = parse_manifest(data, content_type)
         self._check_references(name, manifest)
+        self._store_manifest(name, d, data, manifest, tag)
+        return d, manifest
+
+    def _store_manifest(self, name: str, d: Digest, data: bytes, manifest: Manifest,
+                        tag: str | None) -> None:
         self.driver.put_content(layout.blob_data(d), data)
         self.driver.put_content(layout.revision_link(name, d), str(d).encode())
         if manifest.subject is not None:
             self.driver.put_content(layout.referrer_link(name, manifest.subject.digest, d),
                                     str(d).encode())
         if tag is not None:
+            self.tag_manifest(name, tag, d)
+
+    def has_manifest(self, name: str, d: Digest) -> bool:
+        return self.driver.exists(layout.revision_link(name, d))
+
+    def tag_manifest(self, name: str, tag: str, d: Digest) -> None:
+        """Point `tag` of `name` at the manifest `d` (which `name` holds)."""
+        if self._tag_target(name, tag) != d:
             self.driver.put_content(layout.tag_link(name, tag), str(d).encode())
-        return d, manifest
+
+    def cache_manifest(self, name: str, d: Digest, data: bytes, content_type: str | None,
+                       tag: str | None = None) -> Manifest:
+        """Store `data`, already checked to be the manifest `d`, as a pull-through
+        cache does: without requiring its blobs, which are fetched when asked for."""
+        manifest = parse_manifest(data, content_type)
+        self._store_manifest(name, d, data, manifest, tag)
+        return manifest
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
         for child in manifest.manifests:

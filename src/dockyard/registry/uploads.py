@@ -75,9 +75,11 @@ class Upload:
     def close(self) -> None:
         """End this request's hold; the session stays, to be resumed."""
         if not self._done:
-            self._writer.close()
-            self._uploads._release(self.uuid, self._hasher, self._writer.size)
             self._done = True
+            try:
+                self._writer.close()
+            finally:  # (a failed close must not leave the session held forever)
+                self._uploads._release(self.uuid, self._hasher, self._writer.size)
 
     def commit(self, expected: Digest) -> Digest:
         """Verify the bytes against `expected` and make them the blob of that digest."""
