@@ -460,7 +460,11 @@ def test_remote_git_context(dy, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    daemon = subprocess.Popen(["git", "daemon", f"--base-path={tmp_path / 'repos'}",
+    # git-daemon itself, not the `git daemon` wrapper: the wrapper runs it as a
+    # child, which killing the wrapper would leave behind
+    git_daemon = os.path.join(subprocess.check_output(["git", "--exec-path"], text=True)
+                              .strip(), "git-daemon")
+    daemon = subprocess.Popen([git_daemon, f"--base-path={tmp_path / 'repos'}",
                                "--export-all", "--listen=127.0.0.1", f"--port={port}",
                                "--reuseaddr"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
