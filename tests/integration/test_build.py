@@ -434,7 +434,8 @@ def test_remote_contexts_and_add_from_url(dy, tmp_path):
         assert "600 /dl/f.txt\nremote file\n" in r.stdout
         history = dy.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}",
                             r.stdout.split()[-1]).stdout
-        assert re.search(r"#\(nop\) ADD file:[0-9a-f]{64} in /dl/ ", history)
+        # (dockerd names a download by its hash alone, without "file:")
+        assert re.search(r"#\(nop\) ADD [0-9a-f]{64} in /dl/ ", history)
         # the daemon itself fetches `remote`: a Dockerfile alone is the context
         raw = dy.api().request("POST", "/build", query={"remote": f"{base}/Dockerfile"}).read()
         assert b"Using cache" in raw and b"Successfully built" in raw
@@ -617,3 +618,46 @@ def test_hard_links_made_by_run_stay_links(dy, tmp_path):
     assert (inner["b"].type, inner["b"].linkname) == (tarfile.LNKTYPE, "a")
     assert (inner["d/c"].type, inner["d/c"].linkname) == (tarfile.LNKTYPE, "a")
     assert dy.docker("run", "--rm", "dytb/links", "ls", "-l", "/d/c").stdout.split()[1] == "3"
+
+
+def test_copy_rules_dockerd_follows(dy, tmp_path):
+    """Owners, set-ID bits and symlinked destinations, as dockerd 20.10 leaves them."""
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox:local\n"
+                           "RUN ln -s /nowhere /dlnk\n"
+                           "COPY f /dlnk\n"
+                           "COPY --chown=1000:50 dir /deep/new/path/\n"
+                           "COPY suid /suid\n"
+                           "STOPSIGNAL 99\n",
+                           "f": "f\n", "dir/x": "x\n", "suid": "s\n"})
+    os.chmod(os.path.join(ctx, "suid"), 0o4755)
+    dy.docker("build", "-t", "dytb/rules", ctx, check=True)
+    entries = {name: (mode, owner) for layer in layers(dy, "dytb/rules")
+               for name, mode, owner, _ in layer}
+    assert "nowhere" in entries  # written where the dangling link points
+    assert entries["deep"][1] == entries["deep/new"][1] == "0:0"
+    assert entries["deep/new/path"][1] == entries["deep/new/path/x"][1] == "1000:50"
+    assert entries["suid"] == (0o755, "0:0")  # the chown to root dropped set-user-ID
+    assert json.loads(dy.docker("image", "inspect", "dytb/rules").stdout)[0]["Config"][
+        "StopSignal"] == "99"  # any number but 0 is a signal to dockerd
+
+
+def test_what_only_buildkit_does_is_refused(dy, tmp_path):
+    for dockerfile, flag in (("RUN <<EOF\necho hi\nEOF\n", "a heredoc"),
+                             ("COPY --exclude=*.txt . /x/\n", "the --exclude option"),
+                             ("ADD --checksum=sha256:00 f /f\n", "the --checksum option"),
+                             ("RUN --network=none true\n", "the --network option")):
+        write(tmp_path, {"Dockerfile": "FROM busybox:local\n" + dockerfile, "f": "f"})
+        r = dy.docker("build", str(tmp_path))
+        assert r.returncode == 1 and r.stderr.strip().endswith(
+            f"{flag} requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn "
+            "how to build images with BuildKit enabled"), (dockerfile, r.stderr)
+
+
+def test_a_step_that_cannot_start_leaves_its_container(dy, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": 'FROM busybox:local\nRUN ["/nonexistent", "x"]\n'})
+    before = set(dy.docker("ps", "-aq").stdout.split())
+    r = dy.docker("build", ctx)
+    assert r.returncode == 1
+    assert 'exec: "/nonexistent": stat /nonexistent: no such file or directory' in r.stderr
+    left = set(dy.docker("ps", "-aq").stdout.split()) - before
+    assert len(left) == 1  # as dockerd leaves it (--force-rm removes it)

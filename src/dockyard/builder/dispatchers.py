@@ -143,7 +143,7 @@ def expose_ports(specs: list[str]) -> list[str]:
     for spec in specs:
         container = spec.rsplit(":", 1)[-1]
         port, _, proto = container.partition("/")
-        proto = (proto or "tcp").lower()
+        proto = (proto.split("/")[0] or "tcp").lower()  # ("80/tcp/udp" is 80/tcp to docker)
         if not port:
             raise InstructionError(f"no port specified: {spec}<empty>")
         if proto not in ("tcp", "udp", "sctp"):

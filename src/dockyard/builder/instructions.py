@@ -204,11 +204,25 @@ def check_classic_builder_support(instruction: Instruction) -> None:
     flag = ""
     if isinstance(instruction, RunCommand) and instruction.flags_used:
         flag = instruction.flags_used[0]
-    elif isinstance(instruction, (AddCommand, CopyCommand)) and instruction.chmod:
-        flag = "chmod"
-    if flag:
+    elif isinstance(instruction, (AddCommand, CopyCommand)):
+        # Flags whose effect this builder would otherwise silently skip (--link
+        # only changes how BuildKit reuses layers: without it the result is the same)
+        used = [("chmod", bool(instruction.chmod)),
+                ("exclude", bool(instruction.exclude_patterns)),
+                ("parents", isinstance(instruction, CopyCommand) and instruction.parents),
+                ("checksum", isinstance(instruction, AddCommand) and bool(instruction.checksum)),
+                ("keep-git-dir", isinstance(instruction, AddCommand)
+                 and instruction.keep_git_dir is not None),
+                ("unpack", isinstance(instruction, AddCommand) and instruction.unpack is not None)]
+        flag = next((name for name, is_used in used if is_used), "")
+    what = f"the --{flag} option" if flag else ""
+    if not flag and (isinstance(instruction, RunCommand) and instruction.files or
+                     isinstance(instruction, (AddCommand, CopyCommand))
+                     and instruction.source_contents):
+        what = "a heredoc"  # (its lines would be dropped, not run or copied)
+    if what:
         raise InstructionError(
-            f"the --{flag} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ "
+            f"{what} requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ "
             "to learn how to build images with BuildKit enabled",
             instruction.start_line, instruction.end_line)
 

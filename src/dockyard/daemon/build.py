@@ -217,11 +217,19 @@ class Builder:
                                      len(self.stage_images))
 
     def _image(self, name: str) -> Image:
+        """An image here by reference or ID (an ambiguous ID prefix counts as
+        none, as in dockerd's GetImage)."""
+        from dockyard.image import reference
+
         try:
             return self.images.get(name)
-        except errdefs.NotFound:
+        except (errdefs.NotFound, errdefs.InvalidParameter):
+            try:
+                repository = reference.parse_normalized(name).familiar_name
+            except reference.ReferenceError:
+                repository = name
             raise errdefs.NotFound(
-                f"pull access denied for {name.split(':')[0]}, repository does not exist or "
+                f"pull access denied for {repository}, repository does not exist or "
                 "may require 'docker login': denied: requested access to the resource is "
                 "denied") from None
 
@@ -360,9 +368,10 @@ class Builder:
         cid = await self._create(config)
         try:
             code = await self._run_container(cid)
-        except BaseException:
+        except (asyncio.CancelledError, ConnectionError, OSError):
             # The build was cancelled or its client left: as dockerd, the
-            # command does not run on for nobody.
+            # command does not run on for nobody. (A container that could
+            # not start stays, as dockerd leaves it, unless --force-rm.)
             self.tmp_containers.remove(cid)
             with contextlib.suppress(errdefs.DockyardError):
                 await asyncio.shield(self.containers.remove(cid, force=True, volumes=True))
@@ -512,6 +521,7 @@ class Builder:
                 folder = os.path.join(scratch, str(n))
                 os.mkdir(folder)
                 fetched[url] = await buildremote.download(url, folder)
+                await self.progress.out("\n")  # (where dockerd's download progress ends)
             yield fetched
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)

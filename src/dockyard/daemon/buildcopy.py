@@ -59,8 +59,11 @@ def copy_infos(command: str, root: str, sources: list[str], hasher: SourceHasher
     try:
         for source in sources:
             if downloaded and source in downloaded:
+                # dockerd hashes a download as a file of its own temporary
+                # directory, and names it by that hash alone (no "file:")
                 folder, name = os.path.split(downloaded[source])
-                infos.append(CopyInfo(folder, name, SourceHasher(folder).source_hash(name),
+                infos.append(CopyInfo(folder, name,
+                                      SourceHasher(folder, image=True).entry_hash(name),
                                       unpack=False))
                 continue
             for rel in context.resolve_source(root, source):
@@ -120,6 +123,10 @@ def perform_copy(dest_root: str, dest: str, info: CopyInfo, identity: Identity |
     try:
         dir_owner = identity or (0, 0)
         if os.path.isdir(src):
+            # the directories above the destination are root's, as dockerd
+            # makes them; the destination itself, when new, the identity's
+            os.close(inroot.make_dirs(rootfd, posixpath.dirname(dest.rstrip("/")) or "/",
+                                      0o755, (0, 0)))
             destfd = inroot.make_dirs(rootfd, dest, 0o755, dir_owner)
             try:
                 _pipe(lambda out: _tar_tree(src, out, identity), destfd, dest)
@@ -139,6 +146,9 @@ def perform_copy(dest_root: str, dest: str, info: CopyInfo, identity: Identity |
         target = dest
         if dest.endswith("/") or _is_dir_in_root(rootfd, dest):
             target = posixpath.join(dest, posixpath.basename(info.rel.rstrip("/")))
+        # A symlink at the target is followed (inside the root), even a dangling
+        # one: the file goes where it points, as dockerd copies.
+        target = "/" + os.path.relpath(inroot.secure_join(dest_root, target), dest_root)
         parent, name = posixpath.split(target.rstrip("/") or "/")
         parentfd = inroot.make_dirs(rootfd, parent, 0o755, dir_owner)
         try:

@@ -8,8 +8,8 @@ sources, as dockerd's remotecontext fetches them.
   shallow clone of that ref, then the subdirectory as the context.
 - `ADD https://host/path/file /dest/`: the file is downloaded as
   `<dest>/file` (the last part of the path, or the Content-Disposition
-  filename), mode 0600, with the Last-Modified time; its content is hashed
-  like a context file's, so an unchanged download hits the cache.
+  filename), mode 0600, with the Last-Modified time (else the epoch); it is
+  hashed like a file of an image, so an unchanged download hits the cache.
 """
 
 from __future__ import annotations
@@ -56,12 +56,13 @@ async def download(url: str, directory: str, name: str = "") -> str:
     except aiohttp.ClientError as e:
         raise errdefs.System(f"error downloading remote context {url}: {e}") from e
     os.chmod(path, 0o600)
+    when = 0.0  # no Last-Modified: the epoch, as dockerd dates it
     if modified:
         try:
             when = email.utils.parsedate_to_datetime(modified).timestamp()
-            os.utime(path, (when, when))
         except (TypeError, ValueError):
             pass
+    os.utime(path, (when, when))
     return path
 
 

@@ -572,6 +572,8 @@ class ContainerService:
 
     async def kill(self, ref: str, sig: str | None = None) -> None:
         number = parse_signal(sig) if sig else signals.SIGKILL
+        if not 0 < number <= 64:  # signal.ValidSignalForPlatform
+            raise errdefs.InvalidParameter(f"the linux daemon does not support signal {number}")
         c = self.get(ref)
         if not c.running:
             raise NotRunning(f"Container {c.id} is not running")

@@ -144,9 +144,9 @@ def parse_signal(sig: str | int) -> int:
     if isinstance(sig, int):
         return sig
     text = str(sig).strip()
-    if text.isdigit():
-        number = int(text)
-        if number <= 0 or number > 64:
+    if text.lstrip("-").isdigit():
+        number = int(text)  # any number but 0, as ParseSignal (kill checks the range)
+        if number == 0:
             raise errdefs.InvalidParameter(f"Invalid signal: {sig}")
         return number
     name = text.upper()

@@ -107,7 +107,6 @@ def child_config(parent: dict[str, Any] | None, diff_id: str, config: dict[str, 
     out: dict[str, Any] = {
         "architecture": parent.get("architecture") or mt.host_arch(),
         "config": container_config(config),
-        "container": container_id,
         "container_config": container_config(container_cfg),
         "created": created,
         "docker_version": __version__,
@@ -115,6 +114,8 @@ def child_config(parent: dict[str, Any] | None, diff_id: str, config: dict[str, 
         "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
+    if container_id:  # (omitted when empty, as moby's omitempty: a COPY step's)
+        out["container"] = container_id
     if author:
         out["author"] = author
     if comment:

@@ -163,7 +163,8 @@ class TarWriter:
             owner: tuple[int, int] | None = None) -> None:
         """The file `entry` under `name`: header, then the contents of a
         regular file, read through a descriptor opened without following.
-        `owner` (uid, gid) replaces the file's own."""
+        `owner` (uid, gid) replaces the file's own, as a chown would: the
+        set-user-ID and set-group-ID bits of a non-directory go."""
         st = entry.st
         fd = -1
         if stat.S_ISREG(st.st_mode):
@@ -181,6 +182,8 @@ class TarWriter:
                 return
             if owner is not None:
                 info.uid, info.gid = owner
+                if not info.isdir():
+                    info.mode &= ~(stat.S_ISUID | stat.S_ISGID)
             if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
                 first = self._links.setdefault((st.st_dev, st.st_ino), info.name)
                 if first != info.name:
