@@ -1,7 +1,7 @@
 # Everything a fresh Debian machine needs, then the daemon, the demo and the tests.
 VENV      := .venv
 PY        := $(VENV)/bin/python
-DEB_PKGS  := busybox-static iptables iproute2 zstd runc mount e2fsprogs git
+DEB_PKGS  := busybox-static iptables iproute2 zstd runc mount e2fsprogs git docker-registry skopeo
 DEMO_ROOT ?= /var/lib/dockyard
 DEMO_SOCK ?= /run/dockyard/dockyard.sock
 

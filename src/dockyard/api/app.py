@@ -107,8 +107,8 @@ def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
 
 def create_app(daemon) -> web.Application:
     from dockyard.api.routes import (build, containerfs, containers, containerstats,
-                                     containerupdate, events, execs, images, networks, system,
-                                     volumes)
+                                     containerupdate, distribution, events, execs, images,
+                                     networks, system, volumes)
 
     app = web.Application(middlewares=[_middleware], client_max_size=0)
     app.on_response_prepare.append(_add_headers)
@@ -125,6 +125,7 @@ def create_app(daemon) -> web.Application:
     networks.register(router)
     volumes.register(router)
     build.register(router)
+    distribution.register(router)
 
     async def not_found(request: web.Request) -> web.Response:
         return errors.error_response(404, "page not found")

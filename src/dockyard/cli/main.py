@@ -66,6 +66,10 @@ COMMANDS: dict[str, Entry] = {
     "info": ("system", "info", "Display system-wide information"),
     "inspect": ("inspect", "inspect", "Return low-level information on Docker objects"),
     "load": ("images", "load", "Load an image from a tar archive or STDIN"),
+    "login": ("distribution", "login", "Authenticate to a registry"),
+    "logout": ("distribution", "logout", "Log out from a registry"),
+    "pull": ("distribution", "pull", "Download an image from a registry"),
+    "push": ("distribution", "push", "Upload an image to a registry"),
     "rmi": ("images", "remove", "Remove one or more images"),
     "save": ("images", "save",
              "Save one or more images to a tar archive (streamed to STDOUT by default)"),
@@ -116,6 +120,8 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
         "load": COMMANDS["load"],
         "ls": ("images", "list_images", "List images"),
         "prune": ("images", "prune", "Remove unused images"),
+        "pull": COMMANDS["pull"],
+        "push": COMMANDS["push"],
         "rm": ("images", "remove", "Remove one or more images"),
         "save": COMMANDS["save"],
         "tag": COMMANDS["tag"],
@@ -152,8 +158,8 @@ GROUPS: dict[str, tuple[str, dict[str, Entry], dict[str, str]]] = {
 # Groups whose cobra Use line is "NAME COMMAND", which their unknown-command error shows.
 USE_COMMAND = {"volume"}
 
-COMMON = ("images", "version", "info")
-COMMON = ("run", "exec", "ps", "build", *COMMON)
+COMMON = ("run", "exec", "ps", "build", "pull", "push", "images", "login", "logout",
+          "version", "info")
 
 GLOBAL_FLAGS = [
     ("-D", "--debug", "", "Enable debug mode"),

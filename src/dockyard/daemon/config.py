@@ -26,6 +26,7 @@ FILE_KEYS = {
     "iptables": "iptables", "ip_forward": "ip-forward", "ip_masq": "ip-masq", "icc": "icc",
     "userland_proxy": "userland-proxy", "ip": "ip", "dns": "dns", "dns_search": "dns-search",
     "dns_opts": "dns-opts", "iptables_chain_prefix": "iptables-chain-prefix",
+    "insecure_registries": "insecure-registries", "registry_mirrors": "registry-mirrors",
 }
 
 DEFAULT_BRIDGE = "dockyard0"
@@ -64,6 +65,9 @@ class Config:
     # Our chains are <prefix>, <prefix>-ISOLATION-STAGE-1, ...: a second daemon on the
     # same host (with its own bridge) takes another prefix so neither rebuilds the other's.
     iptables_chain_prefix: str = "DOCKYARD"
+    # registries, as dockerd's flags of the same names (dockyard.distribution.endpoints)
+    insecure_registries: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)
 
     @property
     def pidfile_path(self) -> str:
@@ -109,6 +113,11 @@ def parser() -> argparse.ArgumentParser:
     net.add_argument("--dns-opt", dest="dns_opts", action="append", help="DNS options to use")
     net.add_argument("--iptables-chain-prefix", dest="iptables_chain_prefix",
                      help="name prefix of the daemon's iptables chains (default DOCKYARD)")
+    reg = p.add_argument_group("registries")
+    reg.add_argument("--insecure-registry", dest="insecure_registries", action="append",
+                     metavar="REGISTRY", help="enable insecure registry communication")
+    reg.add_argument("--registry-mirror", dest="registry_mirrors", action="append",
+                     metavar="URL", help="preferred Docker registry mirror")
     p.add_argument("-v", "--version", action="store_true", help="print version information and quit")
     return p
 
@@ -162,4 +171,11 @@ def load(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
         config.runtimes = {n: {"path": path} for n, _, path in pairs}
     if config.debug:
         config.log_level = "debug"
+    if config.insecure_registries or config.registry_mirrors:
+        from dockyard import errdefs
+        from dockyard.distribution.endpoints import ServiceConfig
+        try:  # refused at start, as dockerd refuses a bad mirror
+            ServiceConfig(list(config.insecure_registries), list(config.registry_mirrors))
+        except errdefs.InvalidParameter as e:
+            raise ConfigError(str(e)) from e
     return config, args

@@ -15,6 +15,7 @@ from dockyard.daemon.containerfs import ContainerFS
 from dockyard.daemon.containermounts import ContainerMounts
 from dockyard.daemon.containernetwork import ContainerNetworking
 from dockyard.daemon.containers import ContainerService
+from dockyard.daemon.distribution import DistributionService
 from dockyard.daemon.events import Events
 from dockyard.daemon.execs import ExecService
 from dockyard.daemon.images import ImageService
@@ -39,6 +40,7 @@ class Daemon:
         self.layout.create()
         self.events = Events()
         self.images = ImageService(self.layout, self.events.emit)
+        self.distribution = DistributionService.from_config(self.images, config, self.events.emit)
         self.runtimes = Runtimes(os.path.join(config.exec_root, "runtime"), config.default_runtime,
                                  {name: r["path"] for name, r in config.runtimes.items()})
         self.network_driver = BridgeDriver(
@@ -90,6 +92,7 @@ class Daemon:
 
     async def stop(self) -> None:
         self.stats.close()
+        self.distribution.close()
         await self.containers.networking.dns.close()
         await self.execs.shutdown()
         await self.containers.shutdown()

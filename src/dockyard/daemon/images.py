@@ -238,12 +238,23 @@ class ImageService:
             refs = self.images.refs_of(image.id)
             user = self.container_using(image.id)
             named = _names_reference(name, image)
+            out: list[dict] = []
             if named is not None:
                 if len(refs) > 1:
-                    self.images.untag(named)
-                    self._events("image", "untag", image.id, {"name": named.familiar()})
-                    return [{"Untagged": named.familiar()}]
-                if user and not force:
+                    out = self._untag(image, named)
+                    refs = [r for r in refs if r != named]
+                    # dockerd: with a repository's last tag gone, its digest
+                    # references (`name@sha256:...` of a pull) go too
+                    if not named.digest and not any(
+                            not r.digest and r.name == named.name for r in refs):
+                        for ref in [r for r in refs if r.digest and r.name == named.name]:
+                            out += self._untag(image, ref)
+                            refs.remove(ref)
+                    if refs:
+                        return out
+                    if user:
+                        return out  # the image stays for its container
+                elif user and not force:
                     raise errdefs.Conflict(
                         f'conflict: unable to remove repository reference "{name}" (must force)'
                         f" - container {short_id(user)} is using its referenced image "
@@ -261,15 +272,17 @@ class ImageService:
                 raise errdefs.Conflict(
                     f"conflict: unable to delete {short_id(image.id)} (cannot be forced) - "
                     "image has dependent child images")
-            out: list[dict] = []
             for ref in refs:
-                self.images.untag(ref)
-                out.append({"Untagged": ref.familiar()})
-                self._events("image", "untag", image.id, {"name": ref.familiar()})
+                out += self._untag(image, ref)
             if user:
                 return out  # forced: the references go, the image stays for its container
             out.extend(self._remove_image(image))
             return out
+
+    def _untag(self, image: Image, ref: reference.Reference) -> list[dict]:
+        self.images.untag(ref)
+        self._events("image", "untag", image.id, {"name": ref.familiar()})
+        return [{"Untagged": ref.familiar()}]
 
     def _remove_image(self, image: Image) -> list[dict]:
         """Delete the image and the layers only it held. As dockerd reports it:

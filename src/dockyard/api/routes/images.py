@@ -13,7 +13,6 @@ from aiohttp import web
 
 from dockyard import errdefs
 from dockyard.api import filters
-from dockyard.image import reference
 from dockyard.api.app import Router, json_response, query_bool
 
 CHUNK = 1 << 20
@@ -139,18 +138,14 @@ async def save_images(request: web.Request) -> web.StreamResponse:
 
 
 async def create_image(request: web.Request) -> web.StreamResponse:
-    """`fromSrc=-` imports the body; `fromImage` (pull) needs a registry."""
+    """`fromSrc=-` imports the body; `fromImage` pulls from a registry."""
     svc = _service(request)
     src = request.query.get("fromSrc")
     if src is None:
-        image = request.query.get("fromImage", "")
-        if not image:
+        if not request.query.get("fromImage", ""):
             raise errdefs.InvalidParameter("fromImage or fromSrc is required")
-        with contextlib.suppress(ValueError):  # dockerd names the repository familiarly
-            image = reference.parse_normalized(image).familiar_name
-        raise errdefs.NotFound(
-            f"pull access denied for {image}, repository does not exist or may require "
-            "'docker login': this engine has no registry access configured")
+        from dockyard.api.routes import distribution
+        return await distribution.pull(request)
     if src != "-":
         raise errdefs.NotImplemented("import from a URL is not supported; pipe the file to '-'")
     changes = request.query.getall("changes", [])

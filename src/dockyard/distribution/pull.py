@@ -1,0 +1,236 @@
+"""Pull: a reference's manifest, config and layers from a registry into the stores.
+
+dockerd's v2 puller, step by step, with its progress messages:
+
+1. Fetch the manifest by tag or digest (errors here are the request's HTTP
+   status: nothing has been written yet). "<tag>: Pulling from <name>".
+2. An index (OCI) or manifest list (Docker) is resolved to the entry for
+   the host's platform, or the one asked for; that manifest is fetched by
+   its digest.
+3. If the image (its config digest) is already here, nothing is downloaded.
+   Otherwise the config comes first (it is small, and its diff_ids tell
+   which layers are already unpacked: "Already exists" for that prefix of
+   the stack).
+4. Every other layer: "Pulling fs layer"; at most `max_downloads` (3, as
+   dockerd) download at once, the others are "Waiting". A download streams
+   into the content store, hashed on the way ("Downloading" with counts),
+   and is refused unless its digest matches ("Verifying Checksum",
+   "Download complete").
+5. Layers are unpacked in stack order as soon as each and all below it are
+   in ("Extracting", "Pull complete"), while later ones still download.
+6. The config is stored (the image now exists), "Digest: <manifest
+   digest>", and the references are set: the tag (or digest) and
+   name@<manifest digest>. Whether the tag moved decides the final
+   "Status: Downloaded newer image" or "Image is up to date", which the
+   caller writes.
+
+A failure cancels the downloads still running and removes the blobs that
+no layer took; layers already unpacked stay (a retry finds them "Already
+exists"), as with dockerd.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from dockyard import errdefs
+from dockyard.distribution import platforms, progress
+from dockyard.distribution.errors import RegistryFailure
+from dockyard.distribution.repository import Manifest, Repository
+from dockyard.image import mediatypes as mt
+from dockyard.image import reference
+from dockyard.image.content import ContentStore, DigestMismatch
+from dockyard.image.layers import LayerStore
+from dockyard.storage.compression import detect
+from dockyard.storage.layer import chain_ids
+
+MAX_DOWNLOADS = 3
+CHUNK = 1 << 20
+
+
+class Cancelled(Exception):
+    """The client went away; the pull stops."""
+
+
+@dataclass
+class ImageTarget:
+    """What a pull needs of the image store, given by the daemon."""
+    content: ContentStore
+    layers: LayerStore
+    has_image: Callable[[str], bool]
+    add_image: Callable[[bytes], str]                      # config bytes -> image ID
+    # (reference, manifest digest, image ID) -> whether the reference moved
+    set_references: Callable[[reference.Reference, str, str], bool]
+
+
+@dataclass
+class Layer:
+    digest: str
+    size: int
+    media_type: str
+    diff_id: str
+
+    @property
+    def id(self) -> str:
+        return progress.short_id(self.digest)
+
+
+class Puller:
+    def __init__(self, repo: Repository, target: ImageTarget, emit: progress.Emit,
+                 cancelled: threading.Event, platform: platforms.Platform | None = None,
+                 max_downloads: int = MAX_DOWNLOADS):
+        self.repo = repo
+        self.target = target
+        self._emit = emit
+        self.cancelled = cancelled
+        self.platform = platform
+        self.max_downloads = max_downloads
+
+    def emit(self, msg: dict) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled("pull cancelled")
+        self._emit(msg)
+
+    # -- one tag or digest ------------------------------------------------------------
+    def fetch_manifest(self, ref: reference.Reference) -> Manifest:
+        if ref.digest:
+            return self.repo.get_manifest(ref.digest)
+        tag = ref.tag or reference.DEFAULT_TAG
+        digest = self.repo.resolve_tag(tag)
+        return self.repo.get_manifest(digest or tag)
+
+    def pull(self, ref: reference.Reference, manifest: Manifest | None = None) -> bool:
+        """Pull one tag or digest; True if its reference now names another image."""
+        if manifest is None:
+            manifest = self.fetch_manifest(ref)
+        tag_or_digest = str(ref) if ref.digest else (ref.tag or reference.DEFAULT_TAG)
+        # dockerd names the repository by its path on the registry ("library/busybox").
+        self.emit(progress.message(f"Pulling from {ref.path}", tag_or_digest))
+        top_digest = manifest.digest
+        if manifest.is_index:
+            manifest = self._resolve_index(manifest)
+        image_id = self._pull_manifest(manifest)
+        self.emit(progress.message(f"Digest: {top_digest}"))
+        return self.target.set_references(ref, top_digest, image_id)
+
+    def _resolve_index(self, index: Manifest) -> Manifest:
+        wanted = self.platform or platforms.host()
+        entry = platforms.choose(index.doc.get("manifests") or [], wanted)
+        if entry is None:
+            raise RegistryFailure(f"no matching manifest for {wanted.os}/{wanted.architecture}"
+                                  " in the manifest list entries")
+        child = self.repo.get_manifest(entry["digest"])
+        if child.is_index:
+            raise RegistryFailure("unsupported manifest format: an index inside an index")
+        return child
+
+    def _pull_manifest(self, manifest: Manifest) -> str:
+        if manifest.media_type not in mt.MANIFESTS:
+            raise RegistryFailure(f"unsupported manifest media type {manifest.media_type}")
+        config_desc = manifest.doc.get("config") or {}
+        config_digest = config_desc.get("digest", "")
+        if self.target.has_image(config_digest):
+            return config_digest
+        config_raw = self.repo.read_blob(config_digest)
+        config = json.loads(config_raw)
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        descs = manifest.doc.get("layers") or []
+        if len(descs) != len(diff_ids):
+            raise RegistryFailure("layers from manifest don't match image configuration")
+        if config.get("os", "linux") != "linux":
+            raise errdefs.InvalidParameter(
+                f"image operating system \"{config.get('os')}\" cannot be used on this platform")
+        layers = [Layer(d["digest"], int(d.get("size", 0)), d.get("mediaType", ""), diff_id)
+                  for d, diff_id in zip(descs, diff_ids)]
+        self._pull_layers(layers)
+        return self.target.add_image(config_raw)
+
+    # -- layers ---------------------------------------------------------------------------
+    def _pull_layers(self, layers: list[Layer]) -> None:
+        chains = chain_ids([l.diff_id for l in layers])
+        present = 0
+        while present < len(layers) and self.target.layers.has(chains[present]):
+            self.emit(progress.update(layers[present].id, "Already exists"))
+            present += 1
+        parent = chains[present - 1] if present else None
+        missing = layers[present:]
+        if not missing:
+            return
+        downloaded: set[str] = set()
+        registered: set[str] = set()
+        pool = ThreadPoolExecutor(max_workers=self.max_downloads,
+                                  thread_name_prefix="layer-download")
+        try:
+            futures: dict[str, Future] = {}
+            for n, layer in enumerate(missing):
+                if layer.digest in futures:
+                    continue  # the same blob twice in one stack: fetched once
+                self.emit(progress.update(layer.id, "Pulling fs layer"))
+                futures[layer.digest] = pool.submit(self._download, layer, downloaded)
+                if len(futures) > self.max_downloads:
+                    self.emit(progress.update(layer.id, "Waiting"))
+            for layer in missing:
+                futures[layer.digest].result()
+                parent = self._register(layer, parent)
+                registered.add(layer.digest)
+        except BaseException:
+            self.cancelled.set()
+            for f in futures.values():
+                f.cancel()
+            pool.shutdown(wait=True)
+            self._drop_unregistered(downloaded - registered)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+
+    def _download(self, layer: Layer, downloaded: set[str]) -> None:
+        content = self.target.content
+        if content.exists(layer.digest):
+            self.emit(progress.update(layer.id, "Download complete"))
+            return
+        response = self.repo.open_blob(layer.digest)
+        total = layer.size or int(response.header("Content-Length") or 0)
+        try:
+            with content.writer() as w:
+                reader = progress.Reader(response, self.emit, layer.id, "Downloading", total)
+                while chunk := reader.read(CHUNK):
+                    if self.cancelled.is_set():
+                        raise Cancelled("pull cancelled")
+                    w.write(chunk)
+                    if layer.size and w.size > layer.size:
+                        raise RegistryFailure(
+                            f"filesystem layer verification failed for digest {layer.digest}")
+                self.emit(progress.update(layer.id, "Verifying Checksum"))
+                try:
+                    w.commit(layer.digest)
+                except DigestMismatch:
+                    raise RegistryFailure(f"filesystem layer verification failed for digest "
+                                          f"{layer.digest}") from None
+        finally:
+            response.close(reuse=False)
+        downloaded.add(layer.digest)
+        self.emit(progress.update(layer.id, "Download complete"))
+
+    def _register(self, layer: Layer, parent: str | None) -> str:
+        content, layers = self.target.content, self.target.layers
+        size = content.size(layer.digest)
+        with content.open(layer.digest) as f:
+            media_type = mt.layer_media_type(detect(f.read(4)))
+        try:
+            registered = layers.register(layer.digest, media_type, layer.diff_id, parent)
+        except errdefs.DockyardError as e:
+            raise RegistryFailure(f"failed to register layer: {e}") from e
+        # Unpacking reads the blob through the layer store; its bar is shown
+        # once it is through.
+        self.emit(progress.update(layer.id, "Extracting", size, size))
+        self.emit(progress.update(layer.id, "Pull complete"))
+        return registered.chain_id
+
+    def _drop_unregistered(self, digests: set[str]) -> None:
+        in_use = {l.blob_digest for l in self.target.layers}
+        for digest in digests - in_use:
+            self.target.content.delete(digest)
