@@ -21,6 +21,7 @@ import pytest
 
 from dockyard.client.api import APIError
 from harness import load_busybox
+from paths import FIXTURES
 
 STEP = re.compile(r"^Step \d+/\d+ : ")
 
@@ -661,3 +662,30 @@ def test_a_step_that_cannot_start_leaves_its_container(dy, tmp_path):
     assert 'exec: "/nonexistent": stat /nonexistent: no such file or directory' in r.stderr
     left = set(dy.docker("ps", "-aq").stdout.split()) - before
     assert len(left) == 1  # as dockerd leaves it (--force-rm removes it)
+
+
+def test_a_base_image_that_is_not_here_is_pulled(dy, tmp_path):
+    """FROM and COPY --from pull what they lack (and `--pull` every base), from
+    a registry of our own on 127.0.0.1, the progress in the build's output."""
+    import subprocess
+
+    from test_registry_server import running_registry
+
+    with running_registry() as reg:
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                        f"docker-archive:{FIXTURES / 'busybox.docker-save.tar'}",
+                        f"docker://{reg.addr}/test/busybox:1"], check=True, timeout=120)
+        image = f"{reg.addr}/test/busybox:1"
+        ctx = write(tmp_path, {"Dockerfile": f"FROM {image}\nRUN echo on-pulled-base\n"
+                                             f"COPY --from={image} /bin/busybox /bb\n"})
+        r = dy.docker("build", "-t", "dytb/pulled", ctx)
+        assert r.returncode == 0, r.stderr
+        assert f"Step 1/3 : FROM {image}\n" in r.stdout
+        assert "1: Pulling from test/busybox" in r.stdout and "on-pulled-base" in r.stdout
+        assert f"Status: Downloaded newer image for {image}" in r.stdout
+        again = dy.docker("build", "--pull", ctx, check=True).stdout
+        assert f"Status: Image is up to date for {image}" in again
+        assert again.count("Using cache") == 2
+        missing = dy.docker("build", "-", input=f"FROM {reg.addr}/test/nosuch:1\n")
+        assert missing.returncode == 1 and "not found" in missing.stderr
+    dy.docker("rmi", image)

@@ -82,6 +82,7 @@ class BuildOptions:
     rm: bool = True
     force_rm: bool = False
     network_mode: str = ""
+    pull: bool = False
     cache_from: list[str] = field(default_factory=list)
     shm_size: int = 0
     extra_hosts: list[str] = field(default_factory=list)
@@ -125,7 +126,7 @@ class Builder:
 
     def __init__(self, containers: ContainerService, containerfs: ContainerFS,
                  options: BuildOptions, context_dir: str, escape_token: str,
-                 progress: Progress):
+                 progress: Progress, pull: Callable[[str], Awaitable[None]] | None = None):
         self.containers = containers
         self.containerfs = containerfs
         self.images: ImageService = containers.images
@@ -133,6 +134,7 @@ class Builder:
         self.context_dir = context_dir
         self.lexer = Lexer(escape_token)
         self.progress = progress
+        self.pull = pull  # fetches an image that is not here (its progress into ours)
         self.hasher = SourceHasher(context_dir)
         self.stage_images: list[str] = []          # by index: each built stage's image
         self.stage_names: dict[str, str] = {}      # by (lower-case) name
@@ -198,7 +200,7 @@ class Builder:
         elif name == SCRATCH:
             image = None
         else:
-            image = self._image(name)
+            image = await self._image(name, always_pull=self.options.pull)
         state.begin_stage(stage.name, image.id if image else "",
                           image.container_config if image else None)
         state.run_config["Image"] = state.image_id
@@ -216,14 +218,20 @@ class Builder:
                 await self._dispatch(state, parse_command(ast.children[0]),
                                      len(self.stage_images))
 
-    def _image(self, name: str) -> Image:
+    async def _image(self, name: str, always_pull: bool = False) -> Image:
         """An image here by reference or ID (an ambiguous ID prefix counts as
-        none, as in dockerd's GetImage)."""
+        none, as in dockerd's GetImage); one that is not here is pulled, as
+        is every base image with `pull`."""
         from dockyard.image import reference
 
+        if self.pull is not None and always_pull:
+            await self.pull(name)
         try:
             return self.images.get(name)
         except (errdefs.NotFound, errdefs.InvalidParameter):
+            if self.pull is not None and not always_pull:
+                await self.pull(name)
+                return self.images.get(name)
             try:
                 repository = reference.parse_normalized(name).familiar_name
             except reference.ReferenceError:
@@ -538,7 +546,7 @@ class Builder:
         except InstructionError as e:
             raise InstructionError(f"invalid from flag value {from_}: {e}") from None
         image = self.images.images.get(self.stage_images[stage]) if stage is not None \
-            else self._image(from_)
+            else await self._image(from_)
         key = SCRATCH_PREFIX + secrets.token_hex(16)
         snapshots = self.images.snapshots
         await asyncio.to_thread(snapshots.view, key, image.top_chain, {"build": key})

@@ -107,7 +107,8 @@ def options(request: web.Request):
         resources["Ulimits"] = ulimits
     return BuildOptions(
         tags=_tags(request), build_args=build_args, labels=labels, target=q.get("target", ""),
-        no_cache=query_bool(request, "nocache"), rm=rm, force_rm=force_rm,
+        no_cache=query_bool(request, "nocache"), pull=query_bool(request, "pull"), rm=rm,
+        force_rm=force_rm,
         network_mode=q.get("networkmode", ""), cache_from=cache_from,
         shm_size=_int_query(request, "shmsize"),
         extra_hosts=[h for v in q.getall("extrahosts", []) for h in v.split(",") if h],
@@ -174,7 +175,8 @@ async def build(request: web.Request) -> web.StreamResponse:
         for line in dockerfile.warnings:
             await progress.err(line + "\n")
         builder = Builder(daemon.containers, daemon.containerfs, opts, context_dir,
-                          dockerfile.escape_token, progress)
+                          dockerfile.escape_token, progress,
+                          _puller(request, daemon.distribution, send))
         try:
             image_id = await _unless_client_leaves(
                 request, builder.build(dockerfile.stages, dockerfile.meta_args))
@@ -200,6 +202,46 @@ async def build(request: web.Request) -> web.StreamResponse:
         return response
     finally:
         await asyncio.to_thread(shutil.rmtree, os.path.dirname(context_dir), True)
+
+
+def _puller(request: web.Request, distribution, send):
+    """How the build pulls a base image it does not have: through the
+    daemon's pull, with the credentials of X-Registry-Config (the client's
+    auths by registry), its progress messages into the build's stream."""
+    import base64
+    import threading
+
+    from dockyard.distribution.authconfig import AuthConfig
+
+    header = request.headers.get("X-Registry-Config", "")
+    try:
+        configs = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))) \
+            if header else {}
+    except ValueError:
+        configs = {}
+    if not isinstance(configs, dict):
+        configs = {}
+    loop = asyncio.get_running_loop()
+
+    async def pull(name: str) -> None:
+        try:
+            ref = reference.parse_normalized(name)
+        except reference.ReferenceError as e:
+            raise errdefs.InvalidParameter(str(e)) from e
+        key = "https://index.docker.io/v1/" if ref.domain == "docker.io" else ref.domain
+        creds = AuthConfig.from_dict(configs.get(key) or {})
+        cancelled = threading.Event()
+
+        def emit(message: dict[str, Any]) -> None:
+            asyncio.run_coroutine_threadsafe(send(message), loop).result()
+
+        try:
+            await asyncio.to_thread(distribution.pull, ref.familiar_name,
+                                    ref.digest or ref.tag or "latest", "", creds, emit, cancelled)
+        finally:
+            cancelled.set()
+
+    return pull
 
 
 class _ClientLeft(Exception):
