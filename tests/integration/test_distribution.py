@@ -599,3 +599,16 @@ def test_registry_mirror_serves_docker_hub_names(reg, monkeypatch):
         assert (r.returncode, r.stderr) == (1, (
             f'Error response from daemon: Get "http://127.0.0.1:{dead}/v2/": '
             f"dial tcp 127.0.0.1:{dead}: connect: connection refused\n"))
+
+
+def test_search_answers_501(d):
+    r = d.docker("search", "busybox")
+    assert r.returncode == 1
+    assert r.stderr.strip() == (
+        "Error response from daemon: search is not supported by this engine: registries are "
+        "reached through the distribution API, which has no search (a registry lists its "
+        "repositories at GET /v2/_catalog)")
+    from dockyard.client.api import APIError
+    with pytest.raises(APIError) as e:
+        d.api().request("GET", "/images/search", query={"term": "x"})
+    assert e.value.status == 501

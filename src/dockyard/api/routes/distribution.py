@@ -125,6 +125,16 @@ async def auth(request: web.Request) -> web.Response:
     return json_response(await asyncio.to_thread(svc.login, creds))
 
 
+async def search(request: web.Request) -> web.Response:
+    """Docker Hub's search API is not part of the distribution spec, and
+    this engine speaks only the spec to registries."""
+    raise errdefs.NotImplemented(
+        "search is not supported by this engine: registries are reached through the "
+        "distribution API, which has no search (a registry lists its repositories at "
+        "GET /v2/_catalog)")
+
+
 def register(router: Router) -> None:
+    router.add("GET", "/images/search", search)
     router.add("POST", "/images/{name:.+}/push", push)
     router.add("POST", "/auth", auth)
