@@ -39,7 +39,7 @@ from typing import Callable
 
 from dockyard import errdefs
 from dockyard.distribution import platforms, progress
-from dockyard.distribution.errors import RegistryFailure
+from dockyard.distribution.errors import RegistryFailure, RequestFailed
 from dockyard.distribution.repository import Manifest, Repository
 from dockyard.image import mediatypes as mt
 from dockyard.image import reference
@@ -49,6 +49,7 @@ from dockyard.storage.compression import detect
 from dockyard.storage.layer import chain_ids
 
 MAX_DOWNLOADS = 3
+MAX_RESUMES = 5  # a layer download broken more often than this fails the pull
 CHUNK = 1 << 20
 
 
@@ -194,10 +195,28 @@ class Puller:
             return
         response = self.repo.open_blob(layer.digest)
         total = layer.size or int(response.header("Content-Length") or 0)
+        resumes = 0
         try:
             with content.writer() as w:
                 reader = progress.Reader(response, self.emit, layer.id, "Downloading", total)
-                while chunk := reader.read(CHUNK):
+                while True:
+                    try:
+                        chunk = reader.read(CHUNK)
+                        if not chunk and layer.size and w.size < layer.size:
+                            raise RequestFailed("GET", layer.digest, "body ended early")
+                    except RequestFailed:
+                        # The connection broke mid-blob: go on from where it stopped
+                        # (dockerd's reader seeks the same way), a few times at most.
+                        if resumes >= MAX_RESUMES or self.cancelled.is_set():
+                            raise
+                        resumes += 1
+                        response.close(reuse=False)
+                        response = self._reopen(layer.digest, w.size)
+                        reader = progress.Reader(response, self.emit, layer.id, "Downloading",
+                                                 total, start=w.size)
+                        continue
+                    if not chunk:
+                        break
                     if self.cancelled.is_set():
                         raise Cancelled("pull cancelled")
                     w.write(chunk)
@@ -214,6 +233,19 @@ class Puller:
             response.close(reuse=False)
         downloaded.add(layer.digest)
         self.emit(progress.update(layer.id, "Download complete"))
+
+    def _reopen(self, digest: str, offset: int):
+        """The blob again from `offset`: a range request, or (a registry that
+        ignores ranges) the whole body with its first `offset` bytes skipped."""
+        response = self.repo.open_blob(digest, {"Range": f"bytes={offset}-"})
+        if response.status == 200:
+            left = offset
+            while left:
+                skipped = response.read(min(left, CHUNK))
+                if not skipped:
+                    raise RequestFailed("GET", digest, "body ended early")
+                left -= len(skipped)
+        return response
 
     def _register(self, layer: Layer, parent: str | None) -> str:
         content, layers = self.target.content, self.target.layers
