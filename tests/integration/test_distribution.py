@@ -612,3 +612,50 @@ def test_search_answers_501(d):
     with pytest.raises(APIError) as e:
         d.api().request("GET", "/images/search", query={"term": "x"})
     assert e.value.status == 501
+
+
+def test_push_of_uncompressed_pulled_layers_mounts_them(d, reg, tmp_path):
+    """Layers that arrived uncompressed go back as they are: the registry
+    has them, so they are mounted, not gzipped and uploaded again."""
+    import io
+    import tarfile
+
+    blobs = tmp_path / "layout" / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> dict:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("plain.txt")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"plain\n"))
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", **put(buf.getvalue())}
+    config = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers",
+                                        "diff_ids": [layer["digest"]]}}).encode())
+    manifest = put(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [layer]}).encode())
+    (tmp_path / "layout" / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (tmp_path / "layout" / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+         "annotations": {"org.opencontainers.image.ref.name": "1"}}]}))
+    reg.skopeo("copy", "--preserve-digests", f"oci:{tmp_path / 'layout'}:1",
+               f"docker://{reg.addr}/test/plain:1")
+
+    d.docker("pull", f"{reg.addr}/test/plain:1", check=True)
+    name = f"{reg.addr}/test/plain-again:1"
+    d.docker("tag", f"{reg.addr}/test/plain:1", name, check=True)
+    try:
+        pushed = d.docker("push", name, check=True).stdout
+        assert f"{layer['digest'][7:19]}: Mounted from test/plain" in pushed
+        raw = json.loads(reg.skopeo("inspect", "--raw", f"docker://{name}").stdout)
+        assert [(l["digest"], l["mediaType"]) for l in raw["layers"]] == \
+            [(layer["digest"], "application/vnd.docker.image.rootfs.diff.tar")]
+    finally:
+        d.docker("rmi", name, f"{reg.addr}/test/plain:1")

@@ -19,7 +19,9 @@ registry already knows, monolithically (one PUT). A layer we keep
 uncompressed (made by commit or build) is compressed while it is sent,
 which means its digest is known only at the end: it goes as one streamed
 PATCH closed by `PUT ?digest=`. What it compressed to is remembered for the
-daemon's life, so the next push of it can ask the registry first.
+daemon's life, so the next push of it can ask the registry first. An
+uncompressed layer that was pulled from this registry goes as it is (its
+blob is already there, to mount or skip).
 """
 
 from __future__ import annotations
@@ -120,12 +122,18 @@ class Pusher:
         id = progress.short_id(layer.diff_id)
         with self.source.content.open(layer.blob_digest) as f:
             gzipped = detect(f.read(4)) == "gzip"
+        media_type = mt.DOCKER_LAYER_GZIP
         if gzipped:
             digest, size = layer.blob_digest, layer.blob_size
+        elif self.source.mount_sources(layer.blob_digest):
+            # An uncompressed blob this registry already has (it was pulled
+            # from there): it goes as it is, so it can be mounted or skipped,
+            # as dockerd does from what it remembers of its pulls.
+            digest, size, media_type = layer.blob_digest, layer.blob_size, mt.DOCKER_LAYER
         else:
             with self._lock:
                 digest, size = self.source.compressed.get(layer.diff_id, ("", 0))
-        descriptor = {"mediaType": mt.DOCKER_LAYER_GZIP, "size": size, "digest": digest}
+        descriptor = {"mediaType": media_type, "size": size, "digest": digest}
         if digest and self.repo.blob_size(digest) is not None:
             self.emit(progress.update(id, "Layer already exists"))
             return descriptor
@@ -141,7 +149,7 @@ class Pusher:
                     return descriptor
                 break  # the registry opened an upload instead: use it
         location = location or self.repo.start_upload()
-        if gzipped:
+        if gzipped or media_type == mt.DOCKER_LAYER:
             with self.source.content.open(layer.blob_digest) as f:
                 reader = progress.Reader(f, self.emit, id, "Pushing", size)
                 self.repo.put_blob(location, _chunks(reader, self.cancelled), digest, size)
