@@ -84,6 +84,17 @@ def json_response(data: Any, status: int = 200) -> web.Response:
                         headers={"Content-Type": "application/json"})
 
 
+def json_line(message: Any, go_escapes: bool = False) -> bytes:
+    r"""One message of a JSON stream, ended by CRLF as dockerd's stream
+    formatter ends it; `go_escapes` writes <, > and & as Go's json.Marshal
+    does (\u003c ...), where a stream must match dockerd's bytes."""
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=not go_escapes)
+    if go_escapes:
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return (text + "\r\n").encode("utf-8", "surrogateescape")
+
+
 async def json_body(request: web.Request) -> dict:
     """The request body as a JSON object; an empty body is an empty object."""
     raw = await request.read()

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import IO, BinaryIO, Callable
 
-from dockyard.cli.command import PROG, Cli, StatusError
+from dockyard.cli.command import PROG, Cli, StatusError, binary_stdin
 from dockyard.cli.pflag import FlagSet
 
 _TAR_MAGIC_OFFSET = 257
@@ -207,7 +207,7 @@ def _dir_context(cli: Cli, root: str, dockerfile: str) -> tuple[BinaryIO, str]:
         dockerfile and not _inside(root, dockerfile if os.path.isabs(dockerfile)
                                    else os.path.join(os.getcwd(), dockerfile)))
     if outside:
-        data = _binary_stdin(cli).read() if dockerfile == "-" else open(dockerfile, "rb").read()
+        data = binary_stdin(cli).read() if dockerfile == "-" else open(dockerfile, "rb").read()
         name = ".dockerfile." + secrets.token_hex(10)
         extra[name] = data
         try:  # the context's own .dockerignore, with the Dockerfile's name added
@@ -317,15 +317,10 @@ def _piped(write: Callable[[BinaryIO], None]) -> BinaryIO:
     return os.fdopen(rfd, "rb", buffering=1 << 20)
 
 
-def _binary_stdin(cli: Cli) -> BinaryIO:
-    stdin = cli.stdin
-    return getattr(stdin, "buffer", stdin)
-
-
 def _stdin_context(cli: Cli, dockerfile: str) -> BinaryIO:
     """The context from stdin: a tar as it is; anything else is a Dockerfile,
     sent as a one-file context."""
-    source = _binary_stdin(cli)
+    source = binary_stdin(cli)
     head = source.read(_TAR_MAGIC_OFFSET + 5)
     if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or \
             head[:4] == b"\x28\xb5\x2f\xfd" or head[_TAR_MAGIC_OFFSET:] == b"ustar":

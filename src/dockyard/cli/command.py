@@ -400,3 +400,8 @@ def stream_is_terminal(stream: IO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def binary_stdin(cli: Cli):
+    """The CLI's stdin as bytes (a test's stream may already be binary)."""
+    return getattr(cli.stdin, "buffer", cli.stdin)

@@ -19,6 +19,7 @@ from dockyard.cli.command import (
     StatusError,
     go_path_error,
     require_api,
+    binary_stdin,
     stream_is_terminal,
     write_listing,
 )
@@ -253,10 +254,6 @@ def prune(cli: Cli, argv: list[str], path: str) -> int:
 # --- load / save / import ------------------------------------------------------------------
 
 
-def _binary_stdin(cli: Cli):
-    return getattr(cli.stdin, "buffer", cli.stdin)
-
-
 def _open_input(filename: str):
     try:
         return open(filename, "rb")
@@ -289,7 +286,7 @@ def load(cli: Cli, argv: list[str], path: str) -> int:
     else:
         if stream_is_terminal(cli.stdin):
             raise StatusError("requested load from stdin, but stdin is empty")
-        source = _binary_stdin(cli)
+        source = binary_stdin(cli)
     quiet = opts.quiet or not stream_is_terminal(cli.out)
     query = {"quiet": "1" if quiet else "0"}
     if opts.platform:
@@ -413,7 +410,7 @@ def import_image(cli: Cli, argv: list[str], path: str) -> int:
             raise StatusError(str(e)) from None
     body = None
     if source_name == "-":
-        body = _binary_stdin(cli)
+        body = binary_stdin(cli)
         from_src = "-"
     elif source_name.startswith(("http://", "https://")):
         from_src = source_name

@@ -126,7 +126,7 @@ class Builder:
 
     def __init__(self, containers: ContainerService, containerfs: ContainerFS,
                  options: BuildOptions, context_dir: str, escape_token: str,
-                 progress: Progress, pull: Callable[[str], Awaitable[None]] | None = None):
+                 progress: Progress, pull: Callable[[str], Awaitable[None]]):
         self.containers = containers
         self.containerfs = containerfs
         self.images: ImageService = containers.images
@@ -222,24 +222,15 @@ class Builder:
         """An image here by reference or ID (an ambiguous ID prefix counts as
         none, as in dockerd's GetImage); one that is not here is pulled, as
         is every base image with `pull`."""
-        from dockyard.image import reference
-
-        if self.pull is not None and always_pull:
+        if always_pull:
             await self.pull(name)
         try:
             return self.images.get(name)
         except (errdefs.NotFound, errdefs.InvalidParameter):
-            if self.pull is not None and not always_pull:
-                await self.pull(name)
-                return self.images.get(name)
-            try:
-                repository = reference.parse_normalized(name).familiar_name
-            except reference.ReferenceError:
-                repository = name
-            raise errdefs.NotFound(
-                f"pull access denied for {repository}, repository does not exist or "
-                "may require 'docker login': denied: requested access to the resource is "
-                "denied") from None
+            if always_pull:
+                raise
+        await self.pull(name)  # (its errors are the registry's, as dockerd's)
+        return self.images.get(name)
 
     # -- one instruction ------------------------------------------------------------------
     async def _dispatch(self, state: DispatchState, command: Instruction, index: int) -> None:
@@ -551,11 +542,11 @@ class Builder:
         snapshots = self.images.snapshots
         await asyncio.to_thread(snapshots.view, key, image.top_chain, {"build": key})
         try:
-            target = await asyncio.to_thread(self.containerfs._mount_snapshot, key)
+            target = await asyncio.to_thread(self.containerfs.mount_snapshot, key)
             try:
                 yield target, SourceHasher(target, image=True)
             finally:
-                await asyncio.to_thread(self.containerfs._unmount, target)
+                await asyncio.to_thread(self.containerfs.unmount_snapshot, target)
         finally:
             await asyncio.to_thread(snapshots.remove, key)
 

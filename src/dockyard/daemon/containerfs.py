@@ -169,12 +169,12 @@ class ContainerFS:
         async with self.containers.lock(c):
             if c.id not in self.containers.containers:
                 raise errdefs.NotFound(f"No such container: {c.id}")
-            target = await asyncio.to_thread(self._mount_snapshot, c.id)
+            target = await asyncio.to_thread(self.mount_snapshot, c.id)
             try:
                 async with self._view(c, target, volumes) as fd:
                     yield fd
             finally:
-                await asyncio.to_thread(self._unmount, target)
+                await asyncio.to_thread(self.unmount_snapshot, target)
 
     @contextlib.asynccontextmanager
     async def _view(self, c: Container, rootfs: str, volumes: bool) -> AsyncIterator[int]:
@@ -249,13 +249,15 @@ class ContainerFS:
         """The snapshot `key` (a container's ID, or a build step's) mounted at
         a private place of its own for the block (a worker thread; a
         container's lock is the caller's)."""
-        target = self._mount_snapshot(key)
+        target = self.mount_snapshot(key)
         try:
             yield target
         finally:
-            self._unmount(target)
+            self.unmount_snapshot(target)
 
-    def _mount_snapshot(self, key: str) -> str:
+    def mount_snapshot(self, key: str) -> str:
+        """The snapshot `key` mounted at a new private place (a worker thread);
+        unmount_snapshot() undoes it."""
         from dockyard.linux.mount import mount_all
 
         os.makedirs(self.mounts_dir, mode=0o700, exist_ok=True)
@@ -269,7 +271,7 @@ class ContainerFS:
         return target
 
     @staticmethod
-    def _unmount(target: str) -> None:
+    def unmount_snapshot(target: str) -> None:
         from dockyard.linux.mount import MNT_DETACH, unmount_all
 
         try:

@@ -65,14 +65,29 @@ def split_auth(auth: str) -> tuple[str, str]:
 def decode_header(value: str) -> AuthConfig:
     """X-Registry-Auth: a value that does not decode is no credentials at all,
     as dockerd treats it ("to increase compatibility with the existing api")."""
+    doc = _decode(value)
+    return AuthConfig.from_dict(doc) if doc is not None else AuthConfig()
+
+
+def decode_config_header(value: str) -> dict[str, AuthConfig]:
+    """X-Registry-Config (a build's): the client's credentials by registry
+    ("https://index.docker.io/v1/" for Docker Hub); none if it does not decode."""
+    doc = _decode(value)
+    if not isinstance(doc, dict):
+        return {}
+    return {key: AuthConfig.from_dict(entry) for key, entry in doc.items()
+            if isinstance(entry, dict)}
+
+
+def _decode(value: str):
+    """base64url (padding optional) JSON, or None."""
     value = value.strip()
     if not value:
-        return AuthConfig()
+        return None
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        return AuthConfig.from_dict(json.loads(raw))
+        return json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
     except (binascii.Error, ValueError):
-        return AuthConfig()
+        return None
 
 
 def encode_header(config: AuthConfig) -> str:

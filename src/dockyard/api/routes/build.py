@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from dockyard import errdefs
-from dockyard.api.app import Router, json_response, query_bool
+from dockyard.api.app import Router, json_line, json_response, query_bool
 from dockyard.api.routes.images import stream_error
 from dockyard.image import reference
 
@@ -163,7 +163,7 @@ async def build(request: web.Request) -> web.StreamResponse:
         held: list[dict[str, Any]] = []
 
         async def write(message: dict[str, Any]) -> None:
-            await response.write(_encode(message))
+            await response.write(json_line(message, go_escapes=True))
 
         async def send(message: dict[str, Any]) -> None:
             if quiet:
@@ -208,19 +208,11 @@ def _puller(request: web.Request, distribution, send):
     """How the build pulls a base image it does not have: through the
     daemon's pull, with the credentials of X-Registry-Config (the client's
     auths by registry), its progress messages into the build's stream."""
-    import base64
     import threading
 
-    from dockyard.distribution.authconfig import AuthConfig
+    from dockyard.distribution.authconfig import AuthConfig, decode_config_header
 
-    header = request.headers.get("X-Registry-Config", "")
-    try:
-        configs = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))) \
-            if header else {}
-    except ValueError:
-        configs = {}
-    if not isinstance(configs, dict):
-        configs = {}
+    configs = decode_config_header(request.headers.get("X-Registry-Config", ""))
     loop = asyncio.get_running_loop()
 
     async def pull(name: str) -> None:
@@ -229,7 +221,7 @@ def _puller(request: web.Request, distribution, send):
         except reference.ReferenceError as e:
             raise errdefs.InvalidParameter(str(e)) from e
         key = "https://index.docker.io/v1/" if ref.domain == "docker.io" else ref.domain
-        creds = AuthConfig.from_dict(configs.get(key) or {})
+        creds = configs.get(key) or AuthConfig()
         cancelled = threading.Event()
 
         def emit(message: dict[str, Any]) -> None:
@@ -270,15 +262,6 @@ async def _unless_client_leaves(request: web.Request, work):
             await task
         raise _ClientLeft
     return task.result()
-
-
-def _encode(message: dict[str, Any]) -> bytes:
-    """One message as Go's json.Encoder writes it (<, > and & escaped),
-    ended by CRLF as dockerd's stream formatter ends it."""
-    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return (text + "\r\n").encode("utf-8", "surrogateescape")
 
 
 async def prune_build_cache(request: web.Request) -> web.Response:

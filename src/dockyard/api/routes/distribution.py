@@ -18,7 +18,7 @@ from typing import Callable
 from aiohttp import web
 
 from dockyard import errdefs
-from dockyard.api.app import Router, json_body, json_response
+from dockyard.api.app import Router, json_body, json_line, json_response
 from dockyard.api.routes.images import stream_error
 from dockyard.distribution.authconfig import AuthConfig, decode_header
 
@@ -27,10 +27,6 @@ Operation = Callable[[Callable[[dict], None], threading.Event], None]
 
 def _service(request: web.Request):
     return request.app["daemon"].distribution
-
-
-def _line(message: dict) -> bytes:
-    return (json.dumps(message, separators=(",", ":")) + "\r\n").encode()
 
 
 async def progress_stream(request: web.Request, run: Operation) -> web.StreamResponse:
@@ -63,13 +59,13 @@ async def progress_stream(request: web.Request, run: Operation) -> web.StreamRes
             if response is None:
                 response = web.StreamResponse(headers={"Content-Type": "application/json"})
                 await response.prepare(request)
-            await response.write(_line(message))
+            await response.write(json_line(message))
         try:
             await task
         except Exception as e:  # noqa: BLE001 - after the first message, errors are stream messages
             if response is None:
                 raise
-            await response.write(_line(stream_error(e)))
+            await response.write(json_line(stream_error(e)))
         if response is None:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(request)

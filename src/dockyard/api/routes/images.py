@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import tempfile
@@ -13,7 +12,7 @@ from aiohttp import web
 
 from dockyard import errdefs
 from dockyard.api import filters
-from dockyard.api.app import Router, json_response, query_bool
+from dockyard.api.app import Router, json_line, json_response, query_bool
 
 CHUNK = 1 << 20
 
@@ -46,7 +45,7 @@ async def json_lines(request: web.Request, messages: list[dict]) -> web.StreamRe
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
     for message in messages:
-        await response.write((json.dumps(message, separators=(",", ":")) + "\r\n").encode())
+        await response.write(json_line(message))
     await response.write_eof()
     return response
 
