@@ -54,6 +54,7 @@ from dockyard.builder.instructions import (
 from dockyard.builder.shell import Lexer
 from dockyard.builder.sourcehash import SourceHasher, copy_comment
 from dockyard.daemon.buildcache import BuildCache
+from dockyard.daemon.images import short_id
 from dockyard.daemon.containerfs import INIT_DIRS, INIT_PATHS
 from dockyard.image import commit as image_commit
 from dockyard.image.layers import SCRATCH_PREFIX
@@ -117,10 +118,6 @@ class Progress:
         await self._send({"aux": value})
 
 
-def short(image_id: str) -> str:
-    return image_id.removeprefix("sha256:")[:12]
-
-
 class Builder:
     """One build: the stages of a parsed Dockerfile, dispatched in order."""
 
@@ -166,12 +163,12 @@ class Builder:
             step += 1
             await self._print_step(step, total, stage.code)
             await self._from(state, stage)
-            await self.progress.out(f" ---> {short(state.image_id)}\n")
+            await self.progress.out(f" ---> {short_id(state.image_id)}\n")
             for command in stage.commands:
                 step += 1
                 await self._print_step(step, total, command.code)
                 await self._dispatch(state, command, index)
-                await self.progress.out(f" ---> {short(state.image_id)}\n")
+                await self.progress.out(f" ---> {short_id(state.image_id)}\n")
             if state.image_id:
                 await self.progress.aux({"ID": state.image_id})
             build_args.merge_referenced(state.build_args)

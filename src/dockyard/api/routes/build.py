@@ -136,6 +136,7 @@ class _Body:
 async def build(request: web.Request) -> web.StreamResponse:
     from dockyard.builder import context
     from dockyard.daemon.build import Builder, Progress, RunFailed, read_dockerfile
+    from dockyard.daemon.images import short_id
 
     daemon = request.app["daemon"]
     opts = options(request)
@@ -195,7 +196,7 @@ async def build(request: web.Request) -> web.StreamResponse:
             if quiet:
                 await write({"stream": image_id + "\n"})
             else:
-                await write({"stream": f"Successfully built {image_id[7:19]}\n"})
+                await write({"stream": f"Successfully built {short_id(image_id)}\n"})
                 for ref in opts.tags:
                     await write({"stream": f"Successfully tagged {ref.familiar()}\n"})
         await response.write_eof()
