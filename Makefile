@@ -5,7 +5,7 @@ DEB_PKGS  := busybox-static iptables iproute2 zstd runc mount e2fsprogs git dock
 DEMO_ROOT ?= /var/lib/dockyard
 DEMO_SOCK ?= /run/dockyard/dockyard.sock
 
-.PHONY: install demo test unit integration bench stop clean
+.PHONY: install demo test unit integration bench stop clean registry-image
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 # busybox (no network), and run it.
 demo: install
 	scripts/demo.sh
+
+# The registry as a container image, dockyard/registry:latest, from this host's
+# Python (no network), loaded into the running daemon.
+registry-image: install
+	$(PY) -m dockyard.registry.image | $(VENV)/bin/dockyard load
 
 test: install
 	$(PY) -m pytest -q
