@@ -252,3 +252,46 @@ def test_cache_of_a_token_upstream_verifies_what_it_stores(htpasswd, tmp_path):
         stored = os.path.join(cache.root, "blobs", "sha256", config[7:9], config[7:], "data")
         with open(stored, "rb") as f:
             assert hashlib.sha256(f.read()).hexdigest() == config[7:]
+
+
+def test_cache_lists_the_upstreams_tags_and_referrers_while_it_answers(htpasswd, tmp_path):
+    auth = {"Authorization": "Basic YWxpY2U6cmlnaHQ="}  # alice:right
+    with running_registry("--htpasswd", htpasswd) as upstream, \
+            running_registry("--proxy", f"http://{upstream.addr}", "--proxy-username", "alice",
+                             "--proxy-password", "right") as cache:
+        digest = pushed(upstream, f"docker-archive:{DOCKER_ARCHIVE}", "lib/app:1", tmp_path,
+                        *CREDS)
+        _, headers, manifest = upstream.request("GET", "/v2/lib/app/manifests/1", headers=auth)
+        assert upstream.put_manifest("lib/app", "2", manifest, headers["Content-Type"],
+                                     auth)[0] == 201
+        tags = cache.skopeo("list-tags", "--tls-verify=false", f"docker://{cache.addr}/lib/app")
+        assert json.loads(tags.stdout)["Tags"] == ["1", "2"]
+        assert not os.path.exists(os.path.join(cache.root, "repositories", "lib"))
+        status, _, body = cache.request("GET", "/v2/_catalog")   # the cache's own
+        assert (status, json.loads(body)) == (200, {"repositories": []})
+
+        # a signature pushed upstream is listed by the cache, never having been pulled
+        config = b'{"signature":1}'
+        for blob in (config, b"signature bytes"):
+            upstream.push_blob("lib/app", blob, auth)
+        signature = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                     "artifactType": "application/vnd.example.sig",
+                     "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                "digest": sha256(config), "size": len(config)},
+                     "layers": [{"mediaType": "application/octet-stream",
+                                 "digest": sha256(b"signature bytes"), "size": 15}],
+                     "subject": {"mediaType": headers["Content-Type"], "digest": digest,
+                                 "size": len(manifest)}}
+        _, sig_headers, _ = upstream.put_manifest("lib/app", "sig", signature, headers=auth)
+        status, _, body = cache.request("GET", f"/v2/lib/app/referrers/{digest}")
+        assert status == 200
+        assert [d["digest"] for d in json.loads(body)["manifests"]] == [
+            sig_headers["Docker-Content-Digest"]]
+
+        assert pulled(cache, "lib/app:1", tmp_path / "a")[0] == digest
+        upstream.stop()
+        status, _, body = cache.request("GET", "/v2/lib/app/tags/list")
+        assert (status, json.loads(body)["tags"]) == (200, ["1"])   # what the cache saw
+        status, _, body = cache.request("GET", f"/v2/lib/app/referrers/{digest}")
+        assert (status, json.loads(body)["manifests"]) == (200, [])
+        assert "tags of lib/app answered from the cache" in cache.log()

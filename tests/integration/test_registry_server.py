@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
@@ -592,6 +593,73 @@ def test_gc_removes_only_unreferenced_blobs(tmp_path):
         assert reg.request("GET", "/v2/gc/app/manifests/v1")[0] == 200
         for digest in gone:
             assert reg.request("HEAD", f"/v2/gc/app/blobs/{digest}")[0] == 404
+
+
+def test_gc_delete_untagged_and_stale_uploads(tmp_path):
+    with running_registry() as reg:
+        tagged = reg.image("gc/app", [b"tagged layer"])
+        assert reg.put_manifest("gc/app", "v1", tagged)[0] == 201
+        signature = reg.image("gc/app", [b"signature"], config=b'{"sig":1}', subject={
+            "mediaType": OCI_MANIFEST, "digest": sha256(json.dumps(tagged).encode()),
+            "size": len(json.dumps(tagged))})
+        _, headers, _ = reg.put_manifest("gc/app", sha256(json.dumps(signature).encode()),
+                                         signature)
+        kept_signature = headers["Docker-Content-Digest"]
+        untagged = reg.image("gc/app", [b"untagged layer"], config=b'{"untagged":1}')
+        _, headers, _ = reg.put_manifest("gc/app", sha256(json.dumps(untagged).encode()),
+                                         untagged)
+        untagged_digest = headers["Docker-Content-Digest"]
+        status, headers, _ = reg.request("POST", "/v2/gc/app/blobs/uploads/")
+        abandoned = headers["Docker-Upload-UUID"]
+        reg.stop()   # offline collection
+        gc = [DOCKYARD, "registry", "gc", "--root", reg.root, "-m"]
+        gone = {untagged_digest, sha256(b"untagged layer"), sha256(b'{"untagged":1}')}
+        dry = subprocess.run([*gc, "--dry-run", "--upload-purge-age", "1ms"],
+                             capture_output=True, text=True, check=True).stdout
+        assert f"would remove manifest gc/app@{untagged_digest}" in dry
+        assert f"would remove upload {abandoned} of gc/app" in dry
+        assert {line.split()[2] for line in dry.splitlines()
+                if line.startswith("would remove sha256:")} == gone
+        assert os.listdir(os.path.join(reg.root, "uploads")) == [abandoned]
+        real = subprocess.run(gc, capture_output=True, text=True, check=True).stdout
+        assert {line.split()[1] for line in real.splitlines()
+                if line.startswith("removed sha256:")} == gone
+        assert "stale uploads: 0 removed" in real   # younger than 168h: kept
+        real = subprocess.run([*gc, "--upload-purge-age", "1ms"], capture_output=True,
+                              text=True, check=True).stdout
+        assert f"removed upload {abandoned} of gc/app" in real and no_uploads(reg.root)
+        reg.start()
+        assert reg.request("GET", "/v2/gc/app/manifests/v1")[0] == 200
+        assert reg.request("GET", f"/v2/gc/app/manifests/{kept_signature}")[0] == 200
+        status, _, body = reg.request("GET", f"/v2/gc/app/manifests/{untagged_digest}")
+        assert status == 404 and errors_of(body) == ["MANIFEST_UNKNOWN"]
+        for digest in gone - {untagged_digest}:
+            assert reg.request("HEAD", f"/v2/gc/app/blobs/{digest}")[0] == 404
+
+
+def test_the_server_purges_stale_uploads_but_not_a_running_one():
+    with running_registry("--upload-purge-age", "1500ms",
+                          "--upload-purge-interval", "200ms") as reg:
+        status, headers, _ = reg.request("POST", "/v2/purge/app/blobs/uploads/")
+        abandoned = headers["Location"]
+        status, headers, _ = reg.request("POST", "/v2/purge/app/blobs/uploads/")
+        running = headers["Location"]
+        sent = b""
+        # the running push sends a chunk every 0.3 s, for longer than the age
+        for i in range(12):
+            chunk = f"chunk {i};".encode()
+            status, _, body = reg.request("PATCH", running, chunk, {
+                "Content-Range": f"{len(sent)}-{len(sent) + len(chunk) - 1}"})
+            assert status == 202, body
+            sent += chunk
+            time.sleep(0.3)
+        status, _, body = reg.request("GET", abandoned)
+        assert status == 404 and errors_of(body) == ["BLOB_UPLOAD_UNKNOWN"]
+        status, _, _ = reg.request("PUT", f"{running}?digest={sha256(sent)}")
+        assert status == 201
+        assert reg.request("GET", f"/v2/purge/app/blobs/{sha256(sent)}")[2] == sent
+        assert "purged upload" in reg.log()
+        assert no_uploads(reg.root)
 
 
 # --- a driver without local files: blobs streamed, Range answered by us ------------------

@@ -22,5 +22,7 @@ Modules, bottom up:
     proxy.py       the pull-through cache: fetch from an upstream on a miss, store, serve
     app.py         the aiohttp routes and the one error code → status table
     server.py      configuration, create_app() and serve()
-    gc.py          offline mark-and-sweep of unreferenced blobs
+    gc.py          offline mark-and-sweep of unreferenced blobs (and, asked,
+                   of untagged manifests and stale upload sessions)
+    image.py       the registry as a container image, from this host's Python
 """

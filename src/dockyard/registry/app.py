@@ -33,7 +33,8 @@ are streamed to the driver a megabyte at a time, and downloads are sent with
 sendfile(2) (aiohttp's FileResponse, which also answers Range) when the driver
 has a local file, or streamed from its reader otherwise. As a pull-through
 cache (proxy.py), manifest and blob reads first give the proxy its chance to
-fetch from the upstream what storage lacks.
+fetch from the upstream what storage lacks, and tags and referrers are the
+upstream's when it can say (the catalog stays the cache's own).
 """
 
 from __future__ import annotations
@@ -202,7 +203,11 @@ async def catalog(request: web.Request) -> web.Response:
 
 async def tags_list(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    tags = await _run(request, request.app[REGISTRY].tags, name)
+    tags = None
+    if request.app[PROXY] is not None:
+        tags = await request.app[PROXY].tags(name)
+    if tags is None:
+        tags = await _run(request, request.app[REGISTRY].tags, name)
     return _paginate(request, tags, "tags", {"name": name})
 
 
@@ -210,7 +215,12 @@ async def referrers(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     subject = parse_digest(request.match_info["digest"])
     artifact_type = request.query.get("artifactType") or None
-    found = await _run(request, request.app[REGISTRY].referrers, name, subject, artifact_type)
+    found = None
+    if request.app[PROXY] is not None:
+        found = await request.app[PROXY].referrers(name, subject, artifact_type)
+    if found is None:
+        found = await _run(request, request.app[REGISTRY].referrers, name, subject,
+                           artifact_type)
     response = web.Response(
         body=json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": found}),
         content_type=OCI_INDEX)

@@ -37,7 +37,9 @@ Streams
 Metadata
     `stat(path)` → `FileInfo` (size, mtime, is_dir); `list(path)` → the full
     paths of the direct children of a directory, sorted; both raise
-    `PathNotFound`.
+    `PathNotFound`. A file's mtime is when it was last written (put, or a
+    writer's close or commit), as seconds since the epoch; upload purging
+    ages sessions by it.
 
 Moving and deleting
     `move(src, dst)` renames a file, replacing `dst`; a reader sees `dst` either

@@ -26,7 +26,24 @@ Manifests are stored without the push-time check that their blobs are in the
 repository: a cache has a manifest before the blobs it names, and fetches
 each when it is first asked for. Everything that changes the registry (blob
 uploads, manifest puts, deletes) is refused with 405 UNSUPPORTED, as in
-distribution's proxy mode; catalog, tags and referrers list what is cached.
+distribution's proxy mode. Listings:
+
+    tags list            the upstream's, every page of it (then paginated
+                         here as any tags list), as distribution's proxy tag
+                         service does; the cache's own when the upstream
+                         cannot be reached, fails, or does not know the name.
+    referrers            the upstream's, when it serves the referrers API
+                         (filtered here by artifactType if it did not);
+                         otherwise, or when it cannot be reached, the cache's.
+                         (distribution has no referrers API to follow.)
+    catalog              the cache's only: distribution's proxy answers
+                         `_catalog` from its local storage too; an upstream's
+                         catalog is often refused (Docker Hub) and would list
+                         what the cache cannot serve offline.
+
+Pages of an upstream listing are followed through its `Link: <...>;
+rel="next"` headers, but only to the same listing on the upstream (a Link
+elsewhere ends the listing), and at most `MAX_PAGES` of them.
 
 The upstream's authentication is found out as docker does it: a request goes
 without credentials; a 401 names the scheme in `WWW-Authenticate`. `Basic`:
@@ -44,6 +61,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -51,7 +69,7 @@ from aiohttp import web
 from dockyard import errdefs
 from dockyard.registry.digest import Digest, digest_of, is_digest, parse_digest
 from dockyard.registry.errors import BlobUnknown, DigestInvalid, RegistryError
-from dockyard.registry.manifest import KNOWN, MAX_SIZE
+from dockyard.registry.manifest import KNOWN, MAX_SIZE, OCI_INDEX
 from dockyard.registry.names import validate_tag
 from dockyard.registry.storage import Registry
 from dockyard.registry.uploads import CHUNK
@@ -62,6 +80,8 @@ Run = Callable[..., Awaitable]  # runs a storage call off the event loop (app._r
 ACCEPT = ", ".join(sorted(KNOWN))
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
 TOKEN_MARGIN = 10  # seconds before a token's expiry that it is no longer used
+MAX_PAGES = 100   # of one upstream listing (a registry that links in a circle stops here)
+_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -238,6 +258,84 @@ class Proxy:
             raise UpstreamError(f"upstream manifest {path}: {e.message}") from e
         log.info("proxy: cached manifest %s of %s", actual, name)
         return actual
+
+    # --- listings ----------------------------------------------------------------
+
+    async def tags(self, name: str) -> list[str] | None:
+        """The upstream's tags of `name`, sorted; None when the upstream cannot
+        say (the caller answers from the cache)."""
+        try:
+            tags = await self._listing(f"/v2/{name}/tags/list", name, "tags", {})
+        except UpstreamError as e:
+            log.warning("proxy: %s; tags of %s answered from the cache", e, name)
+            return None
+        if not all(isinstance(t, str) for t in tags):
+            log.warning("proxy: upstream sent tags of %s that are not strings; "
+                        "answered from the cache", name)
+            return None
+        return sorted(set(tags))
+
+    async def referrers(self, name: str, subject: Digest,
+                        artifact_type: str | None) -> list[dict] | None:
+        """The descriptors of the upstream's referrers of `subject` (of
+        `artifact_type` only, if given); None when the upstream does not serve
+        the referrers API or cannot be reached (the caller answers from the cache)."""
+        path = f"/v2/{name}/referrers/{subject}"
+        if artifact_type is not None:
+            path += "?" + urlencode({"artifactType": artifact_type})
+        try:
+            found = await self._listing(path, name, "manifests", {"Accept": OCI_INDEX})
+        except UpstreamError as e:
+            log.warning("proxy: %s; referrers of %s@%s answered from the cache",
+                        e, name, subject)
+            return None
+        found = [d for d in found if isinstance(d, dict)]
+        if artifact_type is not None:  # harmless if the upstream filtered already
+            found = [d for d in found if d.get("artifactType") == artifact_type]
+        return found
+
+    async def _listing(self, path: str, name: str, key: str,
+                       headers: dict[str, str]) -> list:
+        """The list under `key` in the upstream's answers to `GET path`, every page."""
+        found: list = []
+        listing = urlsplit(path).path
+        for _ in range(MAX_PAGES):
+            body, link = await self._get_json(path, name, headers)
+            found += body.get(key) or []
+            path = self._next_page(link, listing)
+            if path is None:
+                return found
+        log.warning("proxy: upstream listing %s has more than %d pages; the rest is left out",
+                    listing, MAX_PAGES)
+        return found
+
+    async def _get_json(self, path: str, name: str,
+                        headers: dict[str, str]) -> tuple[dict, str | None]:
+        response = await self.upstream.request("GET", path, name, headers)
+        try:
+            if response.status != 200:
+                raise UpstreamError(f"upstream answered {response.status} to GET {path}")
+            body = await response.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as e:
+            raise UpstreamError(f"upstream {self.upstream.url}: GET {path}: {e!r}") from e
+        finally:
+            response.release()
+        if not isinstance(body, dict):
+            raise UpstreamError(f"upstream sent no JSON object for GET {path}")
+        return body, response.headers.get("Link")
+
+    def _next_page(self, link: str | None, listing: str) -> str | None:
+        """The path and query of the next page, when `link` names one of `listing`
+        on the upstream (credentials go nowhere else)."""
+        match = _NEXT.search(link or "")
+        if match is None:
+            return None
+        target = urlsplit(match[1])
+        if target.netloc and f"{target.scheme}://{target.netloc}" != self.upstream.url:
+            return None
+        if target.path != listing:
+            return None
+        return f"{target.path}?{target.query}" if target.query else target.path
 
     # --- blobs -------------------------------------------------------------------
 

@@ -16,7 +16,9 @@ Configuration is a JSON file, the command line, or both (flags win):
       "s3": {"bucket": "images", "region": "eu-west-1", "endpoint": null,
              "prefix": "registry", "access_key": null, "secret_key": null},
       "proxy": {"remoteurl": "https://registry-1.docker.io",
-                "username": null, "password": null}
+                "username": null, "password": null},
+      "maintenance": {"uploadpurging": {"enabled": true, "age": "168h",
+                                        "interval": "24h", "dryrun": false}}
     }
 
 Without `auth` anyone may pull and push (bind to 127.0.0.1 then). With an
@@ -29,6 +31,14 @@ Storage is the filesystem under `root`, or, with `s3`, a bucket (s3.py; then
 `root` is not needed; keys absent or null take boto3's defaults, credentials
 its usual chain). With `proxy`, the registry is a pull-through cache of the
 registry at `remoteurl` (proxy.py) and refuses pushes.
+
+`maintenance.uploadpurging` is distribution's setting of the same name, with
+its defaults: every `interval` the server deletes upload sessions idle for
+longer than `age` (uploads.py), the first time after a random delay of up to
+an hour (or the interval, if shorter), so that registries sharing storage and
+started together do not all purge at once. Durations are Go's ("45m",
+"2h10m", "168h") or a number of seconds. With `dryrun` the sessions are only
+logged.
 """
 
 from __future__ import annotations
@@ -37,13 +47,16 @@ import asyncio
 import json
 import logging
 import os
+import random
+import re
 import signal
 import ssl
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from dockyard.registry.app import build_app
+from dockyard.registry.app import EXECUTOR, build_app
 from dockyard.registry.auth import (AccessController, AllowAll, BasicAuth, Htpasswd, TokenAuth,
                                     TokenConfig, TokenServer)
 from dockyard.registry.driver import StorageDriver
@@ -68,6 +81,55 @@ class TokenSettings:
 
 
 @dataclass
+class UploadPurging:
+    """distribution's storage.maintenance.uploadpurging; durations in seconds."""
+    enabled: bool = True
+    age: float = 168 * 3600
+    interval: float = 24 * 3600
+    dry_run: bool = False
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                 "h": 3600.0}
+
+
+class InvalidDuration(ValueError):
+    pass
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds in a Go duration ("168h", "2h10m", "1.5s") or a number of seconds;
+    InvalidDuration unless it is positive."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value and re.fullmatch(
+            f"(?:{_DURATION_PART.pattern})+", value):
+        seconds = sum(float(n) * _UNIT_SECONDS[unit]
+                      for n, unit in _DURATION_PART.findall(value))
+    else:
+        raise InvalidDuration(f"invalid duration {value!r}: expected e.g. \"168h\" or "
+                              "\"45m\"")
+    if seconds <= 0:
+        raise InvalidDuration(f"invalid duration {value!r}: it must be positive")
+    return seconds
+
+
+def _upload_purging(raw: dict) -> UploadPurging:
+    """The `uploadpurging` section; absent keys keep distribution's defaults."""
+    settings = UploadPurging()
+    if "enabled" in raw:
+        settings.enabled = bool(raw["enabled"])
+    if "age" in raw:
+        settings.age = parse_duration(raw["age"])
+    if "interval" in raw:
+        settings.interval = parse_duration(raw["interval"])
+    if "dryrun" in raw:
+        settings.dry_run = bool(raw["dryrun"])
+    return settings
+
+
+@dataclass
 class Config:
     root: str  # "" when the storage is S3
     addr: str = DEFAULT_ADDR
@@ -79,6 +141,7 @@ class Config:
     read_only: bool = False
     s3: S3Settings | None = None
     proxy: ProxySettings | None = None
+    upload_purging: UploadPurging = field(default_factory=UploadPurging)
 
     @property
     def scheme(self) -> str:
@@ -113,6 +176,9 @@ def load_config(path: str) -> dict:
         fields["s3"] = S3Settings(**{k: v for k, v in raw["s3"].items() if v is not None})
     if raw.get("proxy"):
         fields["proxy"] = ProxySettings(**raw["proxy"])
+    purging = (raw.get("maintenance") or {}).get("uploadpurging")
+    if purging is not None:
+        fields["upload_purging"] = _upload_purging(purging)
     return fields
 
 
@@ -147,7 +213,47 @@ def create_app(config: Config, driver: StorageDriver | None = None) -> web.Appli
     registry = Registry(driver or open_driver(config))
     access, tokens = _access(config)
     proxy = Proxy(registry, Upstream(config.proxy)) if config.proxy else None
-    return build_app(registry, access, config.read_only, tokens, proxy=proxy)
+    app = build_app(registry, access, config.read_only, tokens, proxy=proxy)
+    if config.upload_purging.enabled:
+        app.cleanup_ctx.append(_upload_purger(registry, config.upload_purging))
+    return app
+
+
+def _upload_purger(registry: Registry, settings: UploadPurging):
+    """A cleanup context that purges stale upload sessions while the app runs."""
+
+    async def purger(app: web.Application):
+        task = asyncio.create_task(_purge_periodically(app, registry, settings))
+        yield
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    return purger
+
+
+async def _purge_periodically(app: web.Application, registry: Registry,
+                              settings: UploadPurging) -> None:
+    loop = asyncio.get_running_loop()
+    delay = random.uniform(0, min(settings.interval, 3600.0))
+    log.info("registry: purging upload sessions idle for %.0f s, first in %.0f s, then "
+             "every %.0f s", settings.age, delay, settings.interval)
+    while True:
+        await asyncio.sleep(delay)
+        older_than = time.time() - settings.age
+        try:
+            purged = await loop.run_in_executor(app[EXECUTOR], registry.uploads.purge,
+                                                older_than, settings.dry_run)
+        except Exception:  # a failed purge (storage down) is retried next interval
+            log.exception("registry: purging upload sessions failed")
+        else:
+            verb = "would purge" if settings.dry_run else "purged"
+            for info in purged:
+                log.info("registry: %s upload %s of %s (idle more than %.0f s)", verb,
+                         info.uuid, info.repository or "?", settings.age)
+        delay = settings.interval
 
 
 def ssl_context(config: Config) -> ssl.SSLContext | None:

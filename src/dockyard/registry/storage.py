@@ -270,18 +270,24 @@ class Registry:
         """Descriptors of the manifests of `name` whose subject is `subject`,
         optionally only those of one artifact type (the referrers API)."""
         found = []
+        for d in self.referrer_digests(name, subject):
+            descriptor = self._referrer_descriptor(d)
+            if descriptor is None:
+                continue
+            if artifact_type is None or descriptor.get("artifactType") == artifact_type:
+                found.append(descriptor)
+        return found
+
+    def referrer_digests(self, name: str, subject: Digest) -> list[Digest]:
+        """The digests of the manifests of `name` whose subject is `subject`."""
+        found = []
         try:
             algorithms = self.driver.list(layout.referrers(name, subject))
         except PathNotFound:
             return []
         for algorithm in algorithms:
             for path in self.driver.list(algorithm):
-                d = Digest(algorithm.rsplit("/", 1)[1], path.rsplit("/", 1)[1])
-                descriptor = self._referrer_descriptor(d)
-                if descriptor is None:
-                    continue
-                if artifact_type is None or descriptor.get("artifactType") == artifact_type:
-                    found.append(descriptor)
+                found.append(Digest(algorithm.rsplit("/", 1)[1], path.rsplit("/", 1)[1]))
         return found
 
     def _referrer_descriptor(self, d: Digest) -> dict | None:

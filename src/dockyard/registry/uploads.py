@@ -9,6 +9,7 @@ A session lives in the uploads area, apart from the blobs:
     upload.commit(digest)    → fsync; compare digests; only then moved to
                                /blobs/<alg>/<hh>/<hex>/data; the session is gone
     upload.cancel()          → everything of the session is deleted
+    purge(older_than)        → sessions idle since before then are deleted
 
 A digest that does not match deletes the session and stores nothing: a client
 that sent wrong bytes starts over, as with distribution. The running hash is
@@ -22,6 +23,16 @@ present and drops its own copy (a `move()` over it would be harmless too:
 the bytes are the same). One session serves one request at a time: a request
 for a session another request is using is refused, so two appends can never
 interleave.
+
+Clients give up on uploads and never cancel them, so sessions pile up; as
+distribution's upload purger does, `purge()` deletes those older than an age
+(the server runs it periodically, `gc` once). A session's age is measured from
+its last activity, the newest mtime of its files (info at start, data at each
+request's close), not from its start as distribution does: a slow push that
+keeps sending is never cut off. A session a request of this process holds is
+skipped, and held by the purge while it is deleted, so no request can resume
+it half-deleted; one whose files cannot be found has no age and is kept
+(distribution likewise keeps a session without a start time).
 """
 
 from __future__ import annotations
@@ -125,11 +136,15 @@ class Uploads:
 
     def start(self, repository: str) -> Upload:
         info = UploadInfo(str(uuidlib.uuid4()), repository, time.time())
-        self.driver.put_content(layout.upload_info(info.uuid), json.dumps(
-            {"repository": info.repository, "started": info.started}).encode())
-        with self._lock:
+        with self._lock:  # held before any file exists: a purge never sees it idle
             self._busy.add(info.uuid)
-        writer = self.driver.writer(layout.upload_data(info.uuid))
+        try:
+            self.driver.put_content(layout.upload_info(info.uuid), json.dumps(
+                {"repository": info.repository, "started": info.started}).encode())
+            writer = self.driver.writer(layout.upload_data(info.uuid))
+        except BaseException:
+            self._release(info.uuid, None, 0)
+            raise
         return Upload(self, info, writer, hashlib.new(CANONICAL))
 
     def info(self, repository: str, uuid: str) -> UploadInfo:
@@ -187,6 +202,55 @@ class Uploads:
                 raw = {"repository": "", "started": 0.0}
             found.append(UploadInfo(uuid, raw.get("repository", ""), raw.get("started", 0.0)))
         return found
+
+    def purge(self, older_than: float, dry_run: bool = False) -> list[UploadInfo]:
+        """Delete the sessions last active before `older_than` (a time.time()),
+        or with `dry_run` only name them; the sessions purged (or that would be)."""
+        purged = []
+        for info in self.list():
+            if not self._hold_idle(info.uuid):
+                continue  # a request is using it: it is not stale
+            gone = False
+            try:
+                active = self.last_active(info.uuid)
+                if active is not None and active < older_than:
+                    if not dry_run:
+                        self._delete_session(info.uuid)
+                        gone = True
+                    purged.append(info)
+            finally:
+                self._unhold(info.uuid, gone)
+        return purged
+
+    def last_active(self, uuid: str) -> float | None:
+        """When the session last changed: its newest file's mtime; None if it has none."""
+        times = []
+        for path in (layout.upload_info(uuid), layout.upload_data(uuid)):
+            try:
+                times.append(self.driver.stat(path).mtime)
+            except PathNotFound:
+                pass
+        return max(times, default=None)
+
+    def _delete_session(self, uuid: str) -> None:
+        try:
+            self.driver.delete(layout.upload_dir(uuid))
+        except PathNotFound:
+            pass
+
+    def _hold_idle(self, uuid: str) -> bool:
+        """Hold the session as a request would, unless a request holds it."""
+        with self._lock:
+            if uuid in self._busy:
+                return False
+            self._busy.add(uuid)
+            return True
+
+    def _unhold(self, uuid: str, gone: bool) -> None:
+        with self._lock:
+            self._busy.discard(uuid)
+            if gone:
+                self._hashes.pop(uuid, None)
 
     def _hash_from_start(self, uuid: str, hasher):
         try:

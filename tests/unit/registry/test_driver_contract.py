@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 
@@ -57,6 +58,24 @@ def test_stat_files_and_directories(driver):
     info = driver.stat("/d/f")
     assert (info.size, info.is_dir) == (5, False)
     assert driver.stat("/d").is_dir
+
+
+def test_mtime_is_when_the_file_was_last_written(driver):
+    """Upload purging ages a session by its files' mtimes (uploads.py): a write
+    through a writer, resumed later, must move the mtime on. (S3 keeps whole
+    seconds, hence the wait.)"""
+    before = time.time()
+    w = driver.writer("/u/data")
+    w.write(b"first")
+    w.close()
+    first = driver.stat("/u/data").mtime
+    assert before - 2 <= first <= time.time() + 2
+    while time.time() < first + 1.05:
+        time.sleep(0.05)
+    w = driver.writer("/u/data", append=True)
+    w.write(b" second")
+    w.close()
+    assert driver.stat("/u/data").mtime > first
 
 
 def test_list_gives_sorted_direct_children_as_full_paths(driver):

@@ -1,14 +1,23 @@
-"""The upload state machine: start → write/close/resume → commit or cancel."""
+"""The upload state machine: start → write/close/resume → commit or cancel; and the
+purge of sessions left idle."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import pytest
+from aiohttp.test_utils import TestServer
 
+from test_driver_contract import DRIVERS
 from dockyard.registry import layout
+from dockyard.registry.app import REGISTRY
 from dockyard.registry.digest import digest_of
 from dockyard.registry.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid
+from dockyard.registry.memory import MemoryDriver
+from dockyard.registry.server import Config, UploadPurging, create_app
+from dockyard.registry.storage import Registry
 from dockyard.registry.uploads import Uploads
 
 
@@ -107,3 +116,109 @@ def test_concurrent_pushes_of_the_same_blob(registry):
     assert digests == [digest_of(data)] * 8
     assert registry.driver.get_content(layout.blob_data(digest_of(data))) == data
     assert registry.uploads.list() == []
+
+
+# --- purging stale sessions ------------------------------------------------------
+
+
+@pytest.fixture(params=["filesystem", "inmemory", "s3"])
+def any_registry(request, tmp_path):
+    """Purging works through the driver interface alone: over every driver, S3 too."""
+    return Registry(DRIVERS[request.param](request.getfixturevalue))
+
+
+def _idle_session(registry, repository: str = "r", data: bytes = b"part") -> str:
+    upload = registry.uploads.start(repository)
+    upload.write(data)
+    upload.close()
+    return upload.uuid
+
+
+def test_purge_deletes_idle_sessions_and_keeps_recent_ones(any_registry):
+    uploads = any_registry.uploads
+    stale, recent = _idle_session(any_registry), _idle_session(any_registry)
+    assert uploads.purge(time.time() - 3600) == []  # both younger than an hour
+    assert {i.uuid for i in uploads.list()} == {stale, recent}
+    # Both started together; "recent" is resumed a little later (more than S3's
+    # one-second mtime resolution), which makes it younger than the cut-off.
+    cutoff = uploads.last_active(stale) + 0.01
+    while time.time() < cutoff + 1.05:
+        time.sleep(0.05)
+    resumed = uploads.resume("r", recent)
+    resumed.write(b" more")
+    resumed.close()
+    purged = uploads.purge(cutoff)
+    assert [i.uuid for i in purged] == [stale] and purged[0].repository == "r"
+    assert [i.uuid for i in uploads.list()] == [recent]
+    with pytest.raises(BlobUploadUnknown):
+        uploads.resume("r", stale)
+    assert not any_registry.driver.exists(layout.upload_dir(stale))
+    resumed = uploads.resume("r", recent)
+    d = any_registry.finish_upload("r", resumed, digest_of(b"part more"))
+    assert any_registry.stat_blob("r", d).size == 9
+
+
+def test_purge_never_touches_a_session_a_request_holds(registry):
+    held = registry.uploads.start("r")
+    held.write(b"streaming")
+    idle = _idle_session(registry)
+    purged = registry.uploads.purge(time.time() + 3600)  # everything is "old"
+    assert [i.uuid for i in purged] == [idle]
+    d = registry.finish_upload("r", held, digest_of(b"streaming"))
+    assert registry.blob_exists(d)
+
+
+def test_purge_holds_what_it_deletes(registry, monkeypatch):
+    """A request cannot resume a session while the purge is deleting it."""
+    uuid = _idle_session(registry)
+    seen = []
+    real_delete = registry.uploads._delete_session
+
+    def delete_while_a_request_comes(u):
+        with pytest.raises(BlobUploadInvalid):
+            registry.uploads.resume("r", u)
+        seen.append(u)
+        real_delete(u)
+
+    monkeypatch.setattr(registry.uploads, "_delete_session", delete_while_a_request_comes)
+    registry.uploads.purge(time.time() + 3600)
+    assert seen == [uuid]
+    with pytest.raises(BlobUploadUnknown):
+        registry.uploads.resume("r", uuid)
+
+
+def test_purge_dry_run_deletes_nothing(registry):
+    uuid = _idle_session(registry)
+    assert [i.uuid for i in registry.uploads.purge(time.time() + 3600, dry_run=True)] == [uuid]
+    resumed = registry.uploads.resume("r", uuid)  # still there, hash and all
+    resumed.write(b"!")
+    assert registry.finish_upload("r", resumed, digest_of(b"part!"))
+
+
+def test_purge_keeps_a_session_without_files_and_sees_one_without_info(registry):
+    """No file: no age, kept (as distribution keeps one without a start time);
+    only data: its mtime is the age."""
+    uuid = _idle_session(registry)
+    registry.driver.delete(layout.upload_info(uuid))
+    assert registry.uploads.last_active(uuid) is not None
+    assert [i.uuid for i in registry.uploads.purge(time.time() + 3600)] == [uuid]
+    assert registry.uploads.last_active("00000000-0000-0000-0000-000000000000") is None
+
+
+def test_the_server_purges_periodically_only_when_enabled(tmp_path):
+    async def sessions_left(purging: UploadPurging) -> int:
+        app = create_app(Config(root=str(tmp_path), upload_purging=purging), MemoryDriver())
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            _idle_session(app[REGISTRY])
+            await asyncio.sleep(0.5)
+            return len(app[REGISTRY].uploads.list())
+        finally:
+            await server.close()
+
+    tiny = UploadPurging(age=0.05, interval=0.05)
+    assert asyncio.run(sessions_left(tiny)) == 0
+    assert asyncio.run(sessions_left(UploadPurging(enabled=False, age=0.05, interval=0.05))) == 1
+    assert asyncio.run(sessions_left(UploadPurging(age=0.05, interval=0.05, dry_run=True))) == 1
+    assert asyncio.run(sessions_left(UploadPurging(age=3600, interval=0.05))) == 1
