@@ -115,7 +115,7 @@ class DistributionService:
         svc = self.images
         return ImageTarget(content=svc.content, layers=svc.layers,
                            has_image=lambda image_id: image_id in svc.images,
-                           add_image=lambda raw: svc.images.add(raw).id,
+                           add_image=lambda raw: svc.add_pulled(raw).id,
                            set_references=self._set_references)
 
     def _set_references(self, ref: Reference, manifest_digest: str, image_id: str) -> bool:

@@ -304,6 +304,14 @@ class ImageService:
                 out.extend(self._remove_image(p))
         return out
 
+    def add_pulled(self, config: bytes) -> Image:
+        """Store the image a pull has registered the layers of. Under the
+        lock prune and rmi work under: one that has listed the layers in use
+        finishes first (the pull's hold keeps its layers), any later one
+        sees this image."""
+        with self._lock:
+            return self.images.add(config)
+
     def _container_chains(self) -> set[str]:
         """Snapshots that containers build on (their parents must stay)."""
         return {i.parent for i in self.snapshots.walk() if i.kind == "active" and i.parent}

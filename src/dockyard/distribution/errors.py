@@ -11,6 +11,9 @@ is an error without a kind, which the API answers with 500.
 Failures below HTTP (connection refused, TLS spoken to a plain HTTP server)
 are reported as Go's net/http reports them, `Get "<url>": <reason>`, because
 that is what users of dockerd see and search for.
+
+`should_retry` is dockerd's rule (retryOnError) for which layer download
+failures are worth another attempt.
 """
 
 from __future__ import annotations
@@ -161,6 +164,40 @@ class PullUnauthorized(errdefs.Unauthorized):
 
 class RegistryFailure(errdefs.System):
     """An error dockerd passes on without a kind (errdefs.Unknown): 500."""
+
+
+class LayerVerificationFailed(RegistryFailure):
+    """A layer's bytes do not hash to its digest. `resumed`: they came in
+    pieces (range requests), so a fresh download may well succeed."""
+
+    def __init__(self, digest: str, resumed: bool):
+        self.resumed = resumed
+        super().__init__(f"filesystem layer verification failed for digest {digest}")
+
+
+# Registry error codes no second attempt can cure (retryOnError's list, plus
+# BLOB_UNKNOWN: dockerd reads any 404 of a blob as ErrBlobUnknown).
+_FINAL_CODES = {"UNAUTHORIZED", "UNSUPPORTED", "DENIED", "TOOMANYREQUESTS", "NAME_UNKNOWN",
+                "BLOB_UNKNOWN"}
+_NO_SPACE = "no space left on device"
+
+
+def should_retry(err: BaseException) -> bool:
+    """retryOnError and the verifier of pull_v2's Download: whether a failed
+    layer download is tried again. Missing credentials, refusals, a blob the
+    registry does not have, a 4xx it could not explain, a full disk and bytes
+    that do not verify (unless resumed) are final; anything else (the
+    network, a 5xx) may pass."""
+    err = first_error(err)
+    if isinstance(err, LayerVerificationFailed):
+        return err.resumed
+    if isinstance(err, RegistryError):
+        return err.code not in _FINAL_CODES
+    if isinstance(err, UnexpectedResponse):
+        return False
+    if isinstance(err, RequestFailed) and str(err.reason) == NO_BASIC_AUTH_CREDENTIALS:
+        return False
+    return _NO_SPACE not in str(err).lower()
 
 
 def translate_pull_error(err: BaseException, ref: reference.Reference) -> Exception:

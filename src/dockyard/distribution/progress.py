@@ -99,10 +99,16 @@ class Reader:
         self._last_update = start
         self._last_time = 0.0
         self._step = min(self.STEP, int(total * 0.01)) if total > 0 else self.STEP
+        self._ended = False
 
     def read(self, n: int = -1) -> bytes:
         data = self._src.read(n)
         self.current += len(data)
+        if not data and self._ended:
+            # Read again past the end (decompressors look for a next member):
+            # the end was reported once, as Go's single EOF is.
+            return data
+        self._ended = not data
         if self.current - self._last_update > self._step or not data:
             self._report(last=not data)
             self._last_update = self.current

@@ -15,9 +15,13 @@ dockerd's v2 puller, step by step, with its progress messages:
    dockerd) download at once, the others are "Waiting". A download streams
    into the content store, hashed on the way ("Downloading" with counts),
    and is refused unless its digest matches ("Verifying Checksum",
-   "Download complete").
+   "Download complete"). A body broken mid-blob is resumed with a range
+   request, silently, a few times; an attempt that still fails is tried
+   again, up to 5 more times, after "Retrying in N seconds" counted down
+   (5 s, then 10 s, ...), unless no retry can help (see should_retry).
 5. Layers are unpacked in stack order as soon as each and all below it are
-   in ("Extracting", "Pull complete"), while later ones still download.
+   in ("Extracting" with the counts of the blob read so far, "Pull
+   complete"), while later ones still download.
 6. The config is stored (the image now exists), "Digest: <manifest
    digest>", and the references are set: the tag (or digest) and
    name@<manifest digest>. Whether the tag moved decides the final
@@ -27,11 +31,18 @@ dockerd's v2 puller, step by step, with its progress messages:
 A failure cancels the downloads still running and removes the blobs that
 no layer took; layers already unpacked stay (a retry finds them "Already
 exists"), as with dockerd.
+
+From the "Already exists" check until the image is stored, no image names
+the layers a pull found or unpacked; the pull holds their chain IDs and
+blobs in the layer store meanwhile (dockerd holds layer references), so an
+`rmi` or `image prune` run then leaves them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,18 +50,25 @@ from typing import Callable
 
 from dockyard import errdefs
 from dockyard.distribution import platforms, progress
-from dockyard.distribution.errors import RegistryFailure, RequestFailed
+from dockyard.distribution.errors import (LayerVerificationFailed, RegistryFailure,
+                                          RequestFailed, should_retry)
 from dockyard.distribution.repository import Manifest, Repository
 from dockyard.image import mediatypes as mt
 from dockyard.image import reference
-from dockyard.image.content import ContentStore, DigestMismatch
+from dockyard.image.content import ContentStore, DigestMismatch, Writer
 from dockyard.image.layers import LayerStore
 from dockyard.storage.compression import detect
 from dockyard.storage.layer import chain_ids
 
 MAX_DOWNLOADS = 3
-MAX_RESUMES = 5  # a layer download broken more often than this fails the pull
+MAX_RESUMES = 5  # an attempt broken mid-blob more often than this has failed
+# dockerd's default --max-download-attempts (5), which counts the attempts
+# after the first: a layer is tried at most 6 times.
+MAX_DOWNLOAD_RETRIES = 5
+RETRY_STEP = 5  # seconds: each failed attempt waits this much longer than the last
 CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 class Cancelled(Exception):
@@ -83,13 +101,18 @@ class Layer:
 class Puller:
     def __init__(self, repo: Repository, target: ImageTarget, emit: progress.Emit,
                  cancelled: threading.Event, platform: platforms.Platform | None = None,
-                 max_downloads: int = MAX_DOWNLOADS):
+                 max_downloads: int = MAX_DOWNLOADS,
+                 max_download_retries: int = MAX_DOWNLOAD_RETRIES, retry_tick: float = 1.0):
         self.repo = repo
         self.target = target
         self._emit = emit
         self.cancelled = cancelled
         self.platform = platform
         self.max_downloads = max_downloads
+        self.max_download_retries = max_download_retries
+        # One second of the retry countdown (dockerd's waitDuration); shorter
+        # only where nobody is watching a clock.
+        self.retry_tick = retry_tick
 
     def emit(self, msg: dict) -> None:
         if self.cancelled.is_set():
@@ -147,8 +170,11 @@ class Puller:
                 f"image operating system \"{config.get('os')}\" cannot be used on this platform")
         layers = [Layer(d["digest"], int(d.get("size", 0)), d.get("mediaType", ""), diff_id)
                   for d, diff_id in zip(descs, diff_ids)]
-        self._pull_layers(layers)
-        return self.target.add_image(config_raw)
+        # Until the image names them, nothing but this hold keeps a
+        # concurrent rmi or prune from freeing the layers found or unpacked.
+        with self.target.layers.hold(chain_ids(diff_ids), {l.digest for l in layers}):
+            self._pull_layers(layers)
+            return self.target.add_image(config_raw)
 
     # -- layers ---------------------------------------------------------------------------
     def _pull_layers(self, layers: list[Layer]) -> None:
@@ -189,50 +215,85 @@ class Puller:
             pool.shutdown(wait=True)
 
     def _download(self, layer: Layer, downloaded: set[str]) -> None:
+        """The layer's blob into the content store, attempt after attempt as
+        dockerd's download manager goes: the bytes one attempt got stay, and
+        the next asks for the rest (dockerd keeps its temp file the same way)."""
         content = self.target.content
         if content.exists(layer.digest):
             self.emit(progress.update(layer.id, "Download complete"))
             return
-        response = self.repo.open_blob(layer.digest)
+        with contextlib.ExitStack() as ingest:
+            w = ingest.enter_context(content.writer())
+            failures = 0
+            while True:
+                try:
+                    self._fetch(layer, w)
+                    break
+                except Exception as e:  # noqa: BLE001 - should_retry sorts them
+                    if self.cancelled.is_set():
+                        raise
+                    failures += 1
+                    if not should_retry(e) or failures > self.max_download_retries:
+                        log.error("Download failed after %d attempts: %s", failures, e)
+                        raise
+                    log.info("Download failed, retrying (%d/%d): %s", failures,
+                             self.max_download_retries, e)
+                    self._count_down(layer, failures * RETRY_STEP)
+                    if isinstance(e, LayerVerificationFailed):
+                        w = ingest.enter_context(content.writer())  # its bytes are bad: anew
+        downloaded.add(layer.digest)
+        self.emit(progress.update(layer.id, "Download complete"))
+
+    def _count_down(self, layer: Layer, seconds: int) -> None:
+        """dockerd's "Retrying in N seconds", redrawn every second down to 1.
+        A client gone meanwhile ends the wait at once."""
+        for left in range(seconds, 0, -1):
+            self.emit(progress.update(layer.id, f"Retrying in {left} second"
+                                                f"{'s' if left != 1 else ''}"))
+            if self.cancelled.wait(self.retry_tick):
+                raise Cancelled("download cancelled during retry delay")
+
+    def _fetch(self, layer: Layer, w: Writer) -> None:
+        """One attempt: the blob from where `w` stands to its end, verified
+        and committed."""
+        offset = w.size
+        response = self._reopen(layer.digest, offset) if offset else \
+            self.repo.open_blob(layer.digest)
         total = layer.size or int(response.header("Content-Length") or 0)
         resumes = 0
         try:
-            with content.writer() as w:
-                reader = progress.Reader(response, self.emit, layer.id, "Downloading", total)
-                while True:
-                    try:
-                        chunk = reader.read(CHUNK)
-                        if not chunk and layer.size and w.size < layer.size:
-                            raise RequestFailed("GET", layer.digest, "body ended early")
-                    except RequestFailed:
-                        # The connection broke mid-blob: go on from where it stopped
-                        # (dockerd's reader seeks the same way), a few times at most.
-                        if resumes >= MAX_RESUMES or self.cancelled.is_set():
-                            raise
-                        resumes += 1
-                        response.close(reuse=False)
-                        response = self._reopen(layer.digest, w.size)
-                        reader = progress.Reader(response, self.emit, layer.id, "Downloading",
-                                                 total, start=w.size)
-                        continue
-                    if not chunk:
-                        break
-                    if self.cancelled.is_set():
-                        raise Cancelled("pull cancelled")
-                    w.write(chunk)
-                    if layer.size and w.size > layer.size:
-                        raise RegistryFailure(
-                            f"filesystem layer verification failed for digest {layer.digest}")
-                self.emit(progress.update(layer.id, "Verifying Checksum"))
+            reader = progress.Reader(response, self.emit, layer.id, "Downloading", total,
+                                     start=offset)
+            while True:
                 try:
-                    w.commit(layer.digest)
-                except DigestMismatch:
-                    raise RegistryFailure(f"filesystem layer verification failed for digest "
-                                          f"{layer.digest}") from None
+                    chunk = reader.read(CHUNK)
+                    if not chunk and layer.size and w.size < layer.size:
+                        raise RequestFailed("GET", layer.digest, "body ended early")
+                except RequestFailed:
+                    # The connection broke mid-blob: go on from where it stopped
+                    # (dockerd's reader seeks the same way), a few times at most.
+                    if resumes >= MAX_RESUMES or self.cancelled.is_set():
+                        raise
+                    resumes += 1
+                    response.close(reuse=False)
+                    response = self._reopen(layer.digest, w.size)
+                    reader = progress.Reader(response, self.emit, layer.id, "Downloading",
+                                             total, start=w.size)
+                    continue
+                if not chunk:
+                    break
+                if self.cancelled.is_set():
+                    raise Cancelled("pull cancelled")
+                w.write(chunk)
+                if layer.size and w.size > layer.size:
+                    raise LayerVerificationFailed(layer.digest, bool(offset or resumes))
+            self.emit(progress.update(layer.id, "Verifying Checksum"))
+            try:
+                w.commit(layer.digest)
+            except DigestMismatch:
+                raise LayerVerificationFailed(layer.digest, bool(offset or resumes)) from None
         finally:
             response.close(reuse=False)
-        downloaded.add(layer.digest)
-        self.emit(progress.update(layer.id, "Download complete"))
 
     def _reopen(self, digest: str, offset: int):
         """The blob again from `offset`: a range request, or (a registry that
@@ -252,13 +313,25 @@ class Puller:
         size = content.size(layer.digest)
         with content.open(layer.digest) as f:
             media_type = mt.layer_media_type(detect(f.read(4)))
+        # The bar follows the compressed bytes as the layer store unpacks
+        # them, as dockerd's "Extracting" reader does.
+        extracting: list[progress.Reader] = []
+
+        def watch(blob):
+            extracting.append(progress.Reader(blob, self.emit, layer.id, "Extracting", size))
+            return extracting[-1]
+
         try:
-            registered = layers.register(layer.digest, media_type, layer.diff_id, parent)
+            registered = layers.register(layer.digest, media_type, layer.diff_id, parent,
+                                         watch)
         except errdefs.DockyardError as e:
             raise RegistryFailure(f"failed to register layer: {e}") from e
-        # Unpacking reads the blob through the layer store; its bar is shown
-        # once it is through.
-        self.emit(progress.update(layer.id, "Extracting", size, size))
+        if extracting:
+            # A decompressor may stop short of the blob's end; the bar is full.
+            extracting[-1].finish()
+        else:
+            # Unpacked already (another pull of the same layer): a full bar, once.
+            self.emit(progress.update(layer.id, "Extracting", size, size))
         self.emit(progress.update(layer.id, "Pull complete"))
         return registered.chain_id
 

@@ -9,6 +9,11 @@ Write order, for crash safety: the blob is in the content store before the
 snapshot is prepared; the snapshot is committed under its chain ID before the
 record is written. Startup (`repair`) removes what a crash left between steps:
 extraction snapshots never committed, committed snapshots without a record.
+
+A layer is removed (`release`) when no image needs it. A pull registers its
+layers before the image that names them exists, so for that while it takes a
+*hold* on the chain IDs and blobs it counts on (dockerd's layer references):
+`release` leaves a held layer, and the blob of a held digest, in place.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import hashlib
 import os
 import threading
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from dockyard import errdefs
 from dockyard.image.content import ContentStore
@@ -78,6 +84,11 @@ class LayerStore:
         self._layers: dict[str, Layer] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._mutex = threading.Lock()
+        # Chain IDs and blob digests held by pulls, counted (two pulls may
+        # hold the same base). Taken and checked under one lock, so a hold
+        # either comes before a release looks or after it is done.
+        self._held: Counter[str] = Counter()
+        self._holds_lock = threading.Lock()
         self._load()
 
     def _load(self) -> None:
@@ -128,12 +139,28 @@ class LayerStore:
         with self._mutex:
             return self._locks.setdefault(chain_id, threading.Lock())
 
+    @contextlib.contextmanager
+    def hold(self, chains: Iterable[str], blobs: Iterable[str] = ()) -> Iterator[None]:
+        """Keep these layers (present or still to come) and blobs while the
+        block runs, whatever `release` is asked meanwhile."""
+        keys = list(chains) + list(blobs)
+        with self._holds_lock:
+            self._held.update(keys)
+        try:
+            yield
+        finally:
+            with self._holds_lock:
+                self._held.subtract(keys)
+                self._held = +self._held  # drop the zero counts
+
     def register(self, blob_digest: str, media_type: str, diff_id: str | None,
-                 parent: str | None) -> Layer:
+                 parent: str | None,
+                 watch: Callable[[BinaryIO], BinaryIO] | None = None) -> Layer:
         """Unpack the blob on top of `parent` (a chain ID), once per chain.
 
         `diff_id` is what the image config promises; the uncompressed bytes
         must hash to it or the layer is refused and nothing of it is kept.
+        `watch` wraps the blob as it is read (a pull shows its progress).
         """
         if diff_id is not None:
             chain_id = chain_ids([parent, diff_id])[1] if parent else diff_id
@@ -145,15 +172,15 @@ class LayerStore:
         with lock:
             if diff_id is not None and chain_id in self._layers:
                 return self._layers[chain_id]
-            return self._unpack(blob_digest, media_type, diff_id, parent)
+            return self._unpack(blob_digest, media_type, diff_id, parent, watch)
 
     def _unpack(self, blob_digest: str, media_type: str, diff_id: str | None,
-                parent: str | None) -> Layer:
+                parent: str | None, watch: Callable[[BinaryIO], BinaryIO] | None) -> Layer:
         key = EXTRACT_PREFIX + uuid.uuid4().hex
         self.snapshots.prepare(key, parent)
         try:
             with self.content.open(blob_digest) as raw:
-                reader = _HashingReader(open_decompressed(raw))
+                reader = _HashingReader(open_decompressed(watch(raw) if watch else raw))
                 apply_layer(reader, self.snapshots.fs_path(key))
                 reader.drain()
             actual = "sha256:" + reader.hash.hexdigest()
@@ -185,18 +212,22 @@ class LayerStore:
 
     def release(self, chain_id: str, in_use: set[str]) -> list[str]:
         """Remove the chain top-down while no image in `in_use` (chain IDs still
-        referenced) needs it and no other snapshot builds on it."""
+        referenced) needs it, no pull holds it and no other snapshot builds on it."""
         removed = []
         current: str | None = chain_id
-        while current and current not in in_use and current in self._layers:
-            if any(l.parent == current for l in self._layers.values()) or \
-                    self._has_active_children(current):
-                break
-            layer = self._layers[current]
-            self._forget(layer)
-            removed.append(current)
-            current = layer.parent
+        with self._holds_lock:
+            while current and current not in in_use and current in self._layers:
+                if self._held[current] or self._has_children_layers(current) or \
+                        self._has_active_children(current):
+                    break
+                layer = self._layers[current]
+                self._forget(layer)
+                removed.append(current)
+                current = layer.parent
         return removed
+
+    def _has_children_layers(self, chain_id: str) -> bool:
+        return any(l.parent == chain_id for l in self._layers.values())
 
     def _has_active_children(self, key: str) -> bool:
         return any(i.parent == key for i in self.snapshots.walk())
@@ -209,5 +240,8 @@ class LayerStore:
         self._layers.pop(layer.chain_id, None)
         with contextlib.suppress(errdefs.NotFound):
             self.snapshots.remove(layer.chain_id)
-        if not any(l.blob_digest == layer.blob_digest for l in self._layers.values()):
+        # A pull holding the digest has the blob in the content store, about
+        # to be unpacked on another parent.
+        if not self._held[layer.blob_digest] and \
+                not any(l.blob_digest == layer.blob_digest for l in self._layers.values()):
             self.content.delete(layer.blob_digest)

@@ -56,12 +56,12 @@ class Repo:
         return Body(DATA, 200, cut)
 
 
-def download(tmp_path, repo: Repo) -> ContentStore:
+def download(tmp_path, repo: Repo, **puller_options) -> ContentStore:
     layout = Layout(str(tmp_path))
     layout.create()
     content = ContentStore(layout)
     target = ImageTarget(content, None, lambda _: False, lambda _: "", lambda *a: False)
-    puller = Puller(repo, target, lambda msg: None, threading.Event())
+    puller = Puller(repo, target, lambda msg: None, threading.Event(), **puller_options)
     puller._download(Layer(DIGEST, len(DATA), "application/vnd.oci.image.layer.v1.tar", ""),
                      set())
     return content
@@ -78,8 +78,17 @@ def test_broken_downloads_resume(tmp_path, ranges):
         assert repo.requests[1:] == ["bytes=100000-", "bytes=200000-"]
 
 
-def test_a_download_that_keeps_breaking_fails(tmp_path):
+def test_an_attempt_that_keeps_breaking_fails(tmp_path):
     repo = Repo(breaks=MAX_RESUMES + 1, ranges=True)
     with pytest.raises(RequestFailed):
-        download(tmp_path, repo)
+        download(tmp_path, repo, max_download_retries=0)
     assert len(repo.requests) == MAX_RESUMES + 1
+
+
+def test_the_next_attempt_asks_for_the_rest(tmp_path):
+    """An attempt that broke more than MAX_RESUMES times failed; the retry
+    goes on from the bytes it got, as dockerd's temp file lets it."""
+    repo = Repo(breaks=MAX_RESUMES + 1, ranges=True)
+    content = download(tmp_path, repo, retry_tick=0)
+    assert content.exists(DIGEST)
+    assert repo.requests[MAX_RESUMES + 1:] == [f"bytes={100_000 * (MAX_RESUMES + 1)}-"]
