@@ -8,8 +8,6 @@ it go, which is how the pull is caught half-way, without sleeps.
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import json
 import subprocess
 import threading
@@ -17,13 +15,12 @@ import threading
 import pytest
 
 import test_distribution
+from forwarder import WAIT, Forwarder
 from harness import DOCKYARD
 from test_distribution import (BUSYBOX_ARCHIVE, LAYERS_OCI_ARCHIVE, MANIFEST_TYPES,  # noqa: F401
                                busybox_id, d, dy, registry)
 
 pytestmark = test_distribution.pytestmark  # needs docker-registry and skopeo
-
-WAIT = 60  # seconds a pull step may take on a loaded machine
 
 
 @pytest.fixture(scope="module")
@@ -34,64 +31,25 @@ def reg():
         yield r
 
 
-class Gate:
-    """A plain HTTP forwarder to the registry that holds the answer for one
-    blob until `go` is set; `reached` says a request for it came."""
+class Gate(Forwarder):
+    """Holds the answer for one blob until `go` is set; `reached` says a
+    request for it came."""
 
     def __init__(self, upstream_port: int, held_digest: str):
+        super().__init__(upstream_port)
+        self.held_digest = held_digest
         self.reached = threading.Event()
         self.go = threading.Event()
-        gate = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):  # noqa: N802 - http.server's name
-                if self.path.endswith(f"/blobs/{held_digest}"):
-                    gate.reached.set()
-                    gate.go.wait(WAIT)
-                self._forward(body=True)
-
-            def do_HEAD(self):  # noqa: N802
-                self._forward(body=False)
-
-            def _forward(self, body: bool) -> None:
-                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=WAIT)
-                try:
-                    headers = {k: v for k, v in self.headers.items()
-                               if k.lower() not in ("host", "connection")}
-                    conn.request(self.command, self.path, headers=headers)
-                    r = conn.getresponse()
-                    data = r.read()
-                finally:
-                    conn.close()
-                self.send_response(r.status)
-                for k, v in r.getheaders():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(k, v)
-                length = r.getheader("Content-Length") if not body else str(len(data))
-                self.send_header("Content-Length", length or "0")
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "Gate":
-        self._thread.start()
-        return self
+    def on_get(self, handler, status, headers, data):
+        if handler.path.endswith(f"/blobs/{self.held_digest}"):
+            self.reached.set()
+            self.go.wait(WAIT)
+        return None
 
     def __exit__(self, *exc) -> None:
         self.go.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(WAIT)
+        super().__exit__(*exc)
 
 
 def manifest(reg, repo: str, tag: str) -> dict:
