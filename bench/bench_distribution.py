@@ -7,12 +7,23 @@ docker CLI against each daemon:
 
 1. `docker pull` of it (downloaded, verified, unpacked), the image removed
    between runs: MiB/s;
-2. `docker push` of it under a new name each run (so nothing is mounted or
-   skipped; both daemons gzip uncompressed layers as they send them): MiB/s.
+2. `docker push` of it under a new name each run (its layers came from this
+   registry, so both daemons mount them: the cost of a push that sends
+   little): MiB/s;
+3. `docker push` of new layers: each run `docker load`s (untimed) a fresh
+   200 MiB, 10-layer docker-save archive whose layers no registry has seen:
+   uncompressed locally, so both daemons gzip them as they send them. Their
+   bytes are files of this host (/usr), as compressible as a real image's,
+   plus a random nonce so that each run, and each daemon, has layers of its
+   own: MiB/s of uncompressed layer.
 
-Runs against a throwaway dockyardd, and against a real dockerd too when
-DOCKER_REF_HOST=unix:///path.sock. The registry, its storage and every image
-pulled or tagged here are removed at the end, Ctrl-C included.
+Runs against a throwaway dockyardd, and against a dockerd: the one at
+DOCKER_REF_HOST=unix:///path.sock, else, when /usr/sbin/dockerd is
+installed, one started here on temporary roots (no bridge, no iptables, its
+own containerd namespace) and stopped by its PID at the end. The registry,
+its storage and every image pulled, loaded or tagged here are removed at the
+end, Ctrl-C included. The load average is printed with the figures: the
+machine's other work moves them.
 
     .venv/bin/python bench/bench_distribution.py [--runs N]
 """
@@ -20,11 +31,16 @@ pulled or tagged here are removed at the end, Ctrl-C included.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import io
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -32,12 +48,167 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_containers import Failed, Target, kill_leftovers  # noqa: E402
 from bench_registry import LAYER_MIB, LAYERS, Registry, distribution, make_layout  # noqa: E402
-from common import Daemon, median, peer_pid, print_table, ref_socket, write_samples  # noqa: E402
+from common import (Daemon, call, median, peer_pid, print_table, ref_socket,  # noqa: E402
+                    write_samples)
 
 REPO = "bench/dist"
+NEW_REPO = "bench/new"
+DOCKERD = "/usr/sbin/dockerd"
+# Where the new layers' bytes come from: binaries, libraries and Python
+# sources compress about as a real image's files do (to ~35% with gzip -6).
+CORPUS_DIRS = ("/usr/bin", "/usr/lib/python3", "/usr/lib/x86_64-linux-gnu", "/usr/share")
 
 
-def measure(t: Target, reg: Registry, size: int, runs: int) -> dict:
+def host_corpus(size: int) -> bytes:
+    """`size` bytes of this host's files, in a fixed order (the same for
+    both daemons)."""
+    out = bytearray()
+    for top in CORPUS_DIRS:
+        for root, dirs, files in os.walk(top):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                if not os.path.isfile(path) or os.path.islink(path):
+                    continue
+                with contextlib.suppress(OSError), open(path, "rb") as f:
+                    out += f.read(size - len(out))
+                if len(out) >= size:
+                    return bytes(out)
+    while len(out) < size:  # a small host: repeat what there is
+        out += out[:size - len(out)]
+    return bytes(out)
+
+
+def new_layers_archive(path: Path, tag: str, corpus: bytes) -> None:
+    """A docker-save archive of LAYERS uncompressed layers of LAYER_MIB from
+    `corpus`, each with a nonce of its own: layers nobody has seen."""
+    layer_size = LAYER_MIB << 20
+    diff_ids, names = [], []
+    with tarfile.open(path, "w") as archive:
+        for n in range(LAYERS):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as layer:
+                add_file(layer, "nonce", os.urandom(32).hex().encode())
+                add_file(layer, f"data/{n:02}.bin",
+                         corpus[n * layer_size:(n + 1) * layer_size])
+            data = buf.getvalue()
+            diff_ids.append("sha256:" + hashlib.sha256(data).hexdigest())
+            names.append(f"{n:02}/layer.tar")
+            add_file(archive, names[-1], data)
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+        add_file(archive, "config.json", config)
+        add_file(archive, "manifest.json", json.dumps(
+            [{"Config": "config.json", "RepoTags": [tag], "Layers": names}]).encode())
+
+
+def add_file(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def measure_new_layers(t: Target, reg: Registry, corpus: bytes, work: Path, runs: int,
+                       r: dict) -> None:
+    """Push of layers never seen: load a fresh archive (untimed), push it (timed)."""
+    mib = len(corpus) / (1 << 20)
+    r["push_new_mibs"] = []
+    for n in range(runs):
+        tag = f"{reg.addr}/{NEW_REPO}-{t.name}-{os.getpid()}-{n}:1"
+        archive = work / f"new-{t.name}-{n}.tar"
+        new_layers_archive(archive, tag, corpus)
+        try:
+            t.cli("load", "-q", "-i", str(archive), timeout=600)
+        finally:
+            archive.unlink()
+        try:
+            t0 = time.perf_counter()
+            t.cli("push", "-q", tag, timeout=600)
+            r["push_new_mibs"].append(mib / (time.perf_counter() - t0))
+        finally:
+            t.cli("rmi", tag, timeout=120)
+    print(f"  push of new layers {median(r['push_new_mibs']):.0f} MiB/s "
+          f"(load average {load_average()})", flush=True)
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+class ScratchDockerd:
+    """`with ScratchDockerd() as sock:` a dockerd on temporary roots, without
+    bridge or iptables and in a containerd namespace of its own; stopped by
+    its PID (its containerd with it) and its directories removed at the end."""
+
+    NAMESPACE = "dybench-dist"
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="dybench-dockerd-"))
+        self.sock = str(self.dir / "d.sock")
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> str:
+        log = open(self.dir / "dockerd.log", "wb")
+        self.proc = subprocess.Popen(
+            [DOCKERD, "--data-root", str(self.dir / "root"), "--exec-root",
+             str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
+             "-H", f"unix://{self.sock}", "--bridge=none", "--iptables=false",
+             "--ip6tables=false", "--ip-masq=false", "--ip-forward=false",
+             "--containerd-namespace", self.NAMESPACE,
+             "--containerd-plugins-namespace", self.NAMESPACE + "-p"],
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            with contextlib.suppress(OSError):
+                if call(self.sock, "GET", "/_ping")[0] == 200:
+                    return self.sock
+            time.sleep(0.1)
+        self.__exit__(None, None, None)
+        raise RuntimeError("dockerd did not start: "
+                           f"{(self.dir / 'dockerd.log').read_text()[-2000:]}")
+
+    def __exit__(self, *exc) -> None:
+        containerd = self._containerd_pid()
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if containerd:
+            self._wait_gone(containerd)
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(self.dir))]
+        for m in sorted(mounts, reverse=True):
+            subprocess.run(["umount", "-l", m], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _containerd_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.dir / "exec" / "containerd" / "containerd.pid").read_text())
+        return None
+
+    @staticmethod
+    def _wait_gone(pid: int) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        return
+            except OSError:
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def measure(t: Target, reg: Registry, size: int, runs: int, corpus: bytes,
+            work: Path) -> dict:
     print(f"{t.name}: pid {t.pid}, socket {t.sock}", flush=True)
     image = f"{reg.addr}/{REPO}:1"
     mib = size / (1 << 20)
@@ -57,6 +228,7 @@ def measure(t: Target, reg: Registry, size: int, runs: int) -> dict:
             t0 = time.perf_counter()
             t.cli("push", "-q", target, timeout=600)
             r["push_mibs"].append(mib / (time.perf_counter() - t0))
+        measure_new_layers(t, reg, corpus, work, runs, r)
     except Failed as e:
         r["error"] = str(e)
         print(f"  ! {e}", flush=True)
@@ -69,7 +241,19 @@ def measure(t: Target, reg: Registry, size: int, runs: int) -> dict:
     if r["pull_mibs"] and r["push_mibs"]:
         print(f"  pull {median(r['pull_mibs']):.0f} MiB/s, push {median(r['push_mibs']):.0f} "
               "MiB/s", flush=True)
+    r["load_average"] = load_average()
     return r
+
+
+@contextlib.contextmanager
+def reference_dockerd():
+    """The dockerd to compare with: DOCKER_REF_HOST's, else a scratch one."""
+    ref = ref_socket()
+    if ref or not os.path.exists(DOCKERD):
+        yield ref
+        return
+    with ScratchDockerd() as sock:
+        yield sock
 
 
 def main() -> int:
@@ -95,18 +279,20 @@ def main() -> int:
         subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
                         "--preserve-digests", f"oci:{layout}:1",
                         f"docker://{reg.addr}/{REPO}:1"], check=True, timeout=600)
+        corpus = host_corpus(size)
         with Daemon() as d:
             try:
                 results["dockyard"] = measure(Target("dockyard", d.sock, d.pid), reg, size,
-                                              args.runs)
+                                              args.runs, corpus, work)
             finally:
                 kill_leftovers(d)
-        ref = ref_socket()
-        if ref:
-            results["dockerd"] = measure(Target("dockerd", ref, peer_pid(ref)), reg, size,
-                                         args.runs)
-        else:
-            print("dockerd: not available (set DOCKER_REF_HOST=unix:///path/docker.sock)")
+        with reference_dockerd() as ref:
+            if ref:
+                results["dockerd"] = measure(Target("dockerd", ref, peer_pid(ref)), reg, size,
+                                             args.runs, corpus, work)
+            else:
+                print("dockerd: not available (set DOCKER_REF_HOST=unix:///path/docker.sock, "
+                      f"or install {DOCKERD})")
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: registry stopped, images removed", flush=True)
@@ -118,8 +304,11 @@ def main() -> int:
         names = list(results)
         rows = [[f"pull {LAYERS}x{LAYER_MIB} MiB (MiB/s)",
                  *[f"{median(results[n]['pull_mibs'] or [0]):.0f}" for n in names]],
-                [f"push {LAYERS}x{LAYER_MIB} MiB (MiB/s)",
-                 *[f"{median(results[n]['push_mibs'] or [0]):.0f}" for n in names]]]
+                [f"push {LAYERS}x{LAYER_MIB} MiB, mounted (MiB/s)",
+                 *[f"{median(results[n]['push_mibs'] or [0]):.0f}" for n in names]],
+                [f"push of new layers {LAYERS}x{LAYER_MIB} MiB (MiB/s)",
+                 *[f"{median(results[n].get('push_new_mibs') or [0]):.0f}" for n in names]],
+                ["load average after", *[results[n].get("load_average", "") for n in names]]]
         print_table("Through the daemon, docker-registry on loopback (median)",
                     ["figure", *names], rows)
     write_samples(results, "distribution")

@@ -26,6 +26,7 @@ from dockyard.distribution.client import connect, login
 from dockyard.distribution.endpoints import DEFAULT_V2_REGISTRY, ServiceConfig, server_domain
 from dockyard.distribution.errors import (RegistryFailure, translate_pull_error,
                                           translate_push_error)
+from dockyard.distribution.metadata import V2Metadata, V2MetadataStore, source_repository
 from dockyard.distribution.pull import Cancelled as PullCancelled
 from dockyard.distribution.pull import ImageTarget, Puller
 from dockyard.distribution.push import Cancelled as PushCancelled
@@ -47,8 +48,9 @@ class DistributionService:
         self.registries = registries
         self._events = events or (lambda *a, **k: None)
         self.transport = Transport(USER_AGENT)
-        # diff_id -> (digest, size) of the gzip a push made of an uncompressed layer
-        self._compressed: dict[str, tuple[str, int]] = {}
+        # diff_id -> the blobs it was pushed or pulled as, kept beside the image store
+        self.v2metadata = V2MetadataStore(
+            images.layout.distribution_metadata if images is not None else None)
 
     @classmethod
     def from_config(cls, images: ImageService, config,
@@ -99,7 +101,10 @@ class DistributionService:
     def _pull_from(self, endpoints, ref: Reference, wanted, creds: AuthConfig, emit: Emit,
                    cancelled: threading.Event) -> bool:
         repo = connect(self.transport, endpoints, creds, ref.path, ["pull"])
-        puller = Puller(repo, self._image_target(), emit, cancelled, wanted)
+        # A mirror is not where a push could find the blobs: only the
+        # registry's own endpoints are recorded as their source.
+        source = None if endpoints[0].mirror else source_repository(ref.domain, ref.path)
+        puller = Puller(repo, self._image_target(source), emit, cancelled, wanted)
         if ref.tag or ref.digest:
             try:
                 manifest = puller.fetch_manifest(ref)
@@ -111,12 +116,17 @@ class DistributionService:
             updated = puller.pull(ref.with_tag(tag)) or updated
         return updated
 
-    def _image_target(self) -> ImageTarget:
+    def _image_target(self, source: str | None = None) -> ImageTarget:
         svc = self.images
+
+        def learned(diff_id: str, digest: str, size: int, media_type: str) -> None:
+            if source is not None:
+                self.v2metadata.add(diff_id, V2Metadata(digest, source, size, media_type))
+
         return ImageTarget(content=svc.content, layers=svc.layers,
                            has_image=lambda image_id: image_id in svc.images,
                            add_image=lambda raw: svc.add_pulled(raw).id,
-                           set_references=self._set_references)
+                           set_references=self._set_references, learned=learned)
 
     def _set_references(self, ref: Reference, manifest_digest: str, image_id: str) -> bool:
         """The tag (or digest) and name@<manifest digest> name the image; True
@@ -187,7 +197,7 @@ class DistributionService:
                     found.extend(r.path for r in refs)
             return found
 
-        return PushSource(svc.content, layers_of, mount_sources, self._compressed)
+        return PushSource(svc.content, layers_of, mount_sources, self.v2metadata, domain)
 
     # -- login ----------------------------------------------------------------------------
     def login(self, creds: AuthConfig) -> dict:

@@ -84,6 +84,9 @@ class ImageTarget:
     add_image: Callable[[bytes], str]                      # config bytes -> image ID
     # (reference, manifest digest, image ID) -> whether the reference moved
     set_references: Callable[[reference.Reference, str, str], bool]
+    # (diff_id, blob digest, size, media type): a layer this repository holds
+    # as that blob, for pushes to mount or skip later (dockerd's v2 metadata)
+    learned: Callable[[str, str, int, str], None] = lambda *args: None
 
 
 @dataclass
@@ -174,7 +177,10 @@ class Puller:
         # concurrent rmi or prune from freeing the layers found or unpacked.
         with self.target.layers.hold(chain_ids(diff_ids), {l.digest for l in layers}):
             self._pull_layers(layers)
-            return self.target.add_image(config_raw)
+            image_id = self.target.add_image(config_raw)
+        for layer in layers:
+            self.target.learned(layer.diff_id, layer.digest, layer.size, layer.media_type)
+        return image_id
 
     # -- layers ---------------------------------------------------------------------------
     def _pull_layers(self, layers: list[Layer]) -> None:

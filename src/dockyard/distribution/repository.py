@@ -181,6 +181,12 @@ class Repository:
         response.close()
         return self._location(response)
 
+    def cancel_upload(self, location: str) -> None:
+        """DELETE an upload session we will not use (a failed mount opened it)."""
+        response = self.session.request("DELETE", location, self.scopes)
+        response.read()
+        response.close()
+
     def _location(self, response: Response) -> str:
         location = response.header("Location")
         if not location:

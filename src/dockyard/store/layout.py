@@ -11,6 +11,10 @@
         repositories.json                 references (tags, digests) -> image ID
         meta/<hex>.json                   per-image facts the config does not carry
                                           (when it was loaded, the parent of a build step)
+        distribution/v2metadata-by-diffid/sha256/<hex>
+                                          the blobs a layer was pushed or pulled as, and
+                                          the repositories holding them (distribution/
+                                          metadata.py)
       layers/<chain-hex>.json             one record per layer chain: diff_id, parent chain
                                           ID, the blob it came from, unpacked size
       snapshots/<n>/                      overlay snapshots, short names keep mount options
@@ -85,6 +89,10 @@ class Layout:
 
     def image_meta(self, image_id: str) -> str:
         return os.path.join(self.image_meta_dir, _hex(image_id) + ".json")
+
+    @property
+    def distribution_metadata(self) -> str:
+        return os.path.join(self.root, "images", "distribution")
 
     # -- layers and snapshots -------------------------------------------------
     @property
