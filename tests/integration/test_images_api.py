@@ -193,6 +193,27 @@ def test_rmi_untags_then_deletes(daemon):
     assert store_is_empty(daemon) == {}
 
 
+def test_rmi_of_a_parents_last_tag_only_untags_it(daemon):
+    """As dockerd 20.10 answered: removing the last tag of an image a
+    committed image builds on untags it (exit 0), and the parent stays; by ID
+    it is a conflict that cannot be forced."""
+    load(daemon, FIXTURES / "busybox.docker-save.tar")
+    daemon.docker("run", "--name", "dyt-parent", "busybox:local", "sh", "-c", "echo x > /y",
+                  check=True)
+    daemon.docker("commit", "dyt-parent", "dyt-derived:1", check=True)
+    daemon.docker("rm", "dyt-parent", check=True)
+    untagged = daemon.docker("rmi", "busybox:local")
+    assert (untagged.returncode, untagged.stdout) == (0, "Untagged: busybox:local\n")
+    assert daemon.docker("images", "-aq", "--no-trunc").stdout.count("sha256:") == 2
+    refused = daemon.docker("rmi", BUSYBOX_ID[7:19])
+    assert refused.returncode == 1
+    assert refused.stderr == ("Error response from daemon: conflict: unable to delete "
+                              "e9242c1a8a93 (cannot be forced) - image has dependent child "
+                              "images\n")
+    daemon.docker("rmi", "dyt-derived:1", check=True)
+    assert store_is_empty(daemon) == {}
+
+
 def test_rmi_reports_the_freed_layers_as_dockerd_does(daemon):
     # The findings' setup: busybox:local shares the bottom layer, which stays.
     load(daemon, FIXTURES / "busybox.docker-save.tar")

@@ -269,6 +269,12 @@ class ImageService:
                         f"conflict: unable to delete {short_id(image.id)} (must be forced) - "
                         f"image is being used by stopped container {short_id(user)}")
             if self.images.children(image.id):
+                if named is not None:
+                    # dockerd: with a reference given the conflict is quiet; the
+                    # image, a parent still, only loses its names
+                    for ref in refs:
+                        out += self._untag(image, ref)
+                    return out
                 raise errdefs.Conflict(
                     f"conflict: unable to delete {short_id(image.id)} (cannot be forced) - "
                     "image has dependent child images")
