@@ -15,9 +15,10 @@ blob), and to know what an uncompressed local layer compressed to last time.
 tree, diffid-by-digest, as its reverse index; here that index is rebuilt in
 memory from the first at start, so the two can never disagree on disk.
 
-Each file is written atomically (temp + fsync + rename). One that cannot be
-read back (torn by a crash, edited by hand) is skipped: what it knew is only
-a shortcut, and the next push or pull records it again.
+Each file is replaced atomically (temp + rename) but not fsynced: a push
+writes one per layer, and an fsync each would show in its time. A file that
+cannot be read back (emptied or torn by a crash, edited by hand) is skipped:
+what it knew is only a shortcut, and the next push or pull records it again.
 """
 
 from __future__ import annotations
@@ -129,8 +130,10 @@ class V2MetadataStore:
         try:
             path = self._file(diff_id)
             if entries:
+                # Not fsynced: a push writes one per layer, and a record a
+                # crash empties is skipped like a torn one (a shortcut lost).
                 atomic.write_bytes(path, json.dumps([asdict(e) for e in entries]).encode(),
-                                   0o600)
+                                   0o600, durable=False)
             else:
                 os.unlink(path)
         except (OSError, ValueError) as e:

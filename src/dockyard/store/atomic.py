@@ -5,6 +5,10 @@ a crash) sees either the old file or the new one, never half of each. The fsync
 of the file before the rename makes sure the new name never points at data the
 kernel has not yet written; the fsync of the directory makes the rename itself
 durable.
+
+`durable=False` keeps the rename and drops both fsyncs: for records that are
+only hints (a crash may leave the old file, or an empty one, which their
+readers skip), written where a few milliseconds each would show.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ def fsync_dir(path: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str, mode: int = 0o644) -> Iterator[Any]:
+def atomic_file(path: str, mode: int = 0o644, durable: bool = True) -> Iterator[Any]:
     """Yield a binary file that replaces `path` only if the block succeeds."""
     import tempfile
 
@@ -38,17 +42,19 @@ def atomic_file(path: str, mode: int = 0o644) -> Iterator[Any]:
             yield f
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
 
 
-def write_bytes(path: str, data: bytes, mode: int = 0o644) -> None:
-    with atomic_file(path, mode) as f:
+def write_bytes(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    with atomic_file(path, mode, durable) as f:
         f.write(data)
 
 
