@@ -573,8 +573,9 @@ def test_terminal_through_console_socket(both, rootfs, tmp_path):
     outs = []
     for rt in both:
         cid = rt.new_id()
-        b = bundle(rt, cid, rootfs, ["sh", "-c", "ls -l /proc/self/fd/0 /dev/console | "
-                                     "cut -c1-10,38-; echo sid=$(cut -d' ' -f6 /proc/self/stat)"],
+        b = bundle(rt, cid, rootfs, ["sh", "-c", "stat -c '%A %t:%T %n' /dev/console; "
+                                     "echo \"/proc/self/fd/0 -> $(readlink /proc/self/fd/0)\"; "
+                                     "echo sid=$(cut -d' ' -f6 /proc/self/stat)"],
                    process__terminal=True, process__consoleSize={"height": 30, "width": 100})
         path = str(tmp_path / f"console-{rt.name}.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
