@@ -12,7 +12,11 @@ docker CLI does: the verb as argument, the server URL or a JSON document
 on stdin, JSON on stdout.
 
 Every pull and push sends the registry's credentials (or `{}`) in the
-X-Registry-Auth header, base64url-encoded JSON, as the docker CLI does.
+X-Registry-Auth header, base64url-encoded JSON, as the docker CLI does. When
+the daemon answers that request with 401, the user is asked for a username
+and password ("Login prior to pull:") and the request is sent once more with
+them, as docker's ImagePull and ImagePush do with the CLI's
+RegistryAuthenticationPrivilegedFunc; what is typed is not stored.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import os
 import subprocess
 
 from dockyard.cli.command import PROG, Cli, Parser, StatusError, stream_is_terminal
+from dockyard.cli.prompt import INDEX_SERVER, prompt_for_credentials
 
-INDEX_SERVER = "https://index.docker.io/v1/"
 DEFAULT_NAMESPACE = "docker.io"
 TOKEN_USERNAME = "<token>"  # a helper's "username" for an identity token
 NOT_FOUND = "credentials not found in native keychain"
@@ -167,11 +171,20 @@ def erase_credentials(config: dict, servers: list[str]) -> None:
     save_config(config)
 
 
+def auth_config_key(domain: str) -> str:
+    """getAuthConfigKey: where a registry's credentials are filed."""
+    return INDEX_SERVER if domain in ("docker.io", "index.docker.io") else domain
+
+
+def encode_auth(creds: dict) -> str:
+    """X-Registry-Auth's value: the non-empty fields, as base64url JSON."""
+    creds = {k: v for k, v in creds.items() if v}
+    return base64.urlsafe_b64encode(json.dumps(creds).encode()).decode()
+
+
 def registry_auth(domain: str) -> str:
     """X-Registry-Auth for a registry: its stored credentials, or `{}`."""
-    server = INDEX_SERVER if domain in ("docker.io", "index.docker.io") else domain
-    creds = {k: v for k, v in get_credentials(load_config(), server).items() if v}
-    return base64.urlsafe_b64encode(json.dumps(creds).encode()).decode()
+    return encode_auth(get_credentials(load_config(), auth_config_key(domain)))
 
 
 # --- pull and push ----------------------------------------------------------------
@@ -196,6 +209,20 @@ def _display(cli: Cli, response, quiet: bool) -> None:
                                   or msg.get("error") or "", 1)
         return
     jsonstream.display(messages, cli.out, stream_is_terminal(cli.out))
+
+
+def _request_with_login(cli: Cli, command: str, domain: str, send):
+    """`send(x_registry_auth)` with the stored credentials; if the daemon
+    answers 401, once more with credentials the user types (docker's
+    ImagePull/ImagePush and their PrivilegeFunc). Any other answer, and the
+    second one whatever it is, stands."""
+    from dockyard.client.api import APIError
+    try:
+        return send(registry_auth(domain))
+    except APIError as e:
+        if e.status != 401:
+            raise
+    return send(login_prior_to(cli, command, domain))
 
 
 def _reference(cli: Cli, opts):
@@ -225,8 +252,8 @@ def pull(cli: Cli, argv: list[str], path: str) -> int:
         query["tag"] = ref.digest or ref.tag
     if opts.platform:
         query["platform"] = opts.platform.lower()
-    response = cli.client.request("POST", "/images/create", query=query,
-                                  headers={"X-Registry-Auth": registry_auth(ref.domain)})
+    response = _request_with_login(cli, "pull", ref.domain, lambda auth: cli.client.request(
+        "POST", "/images/create", query=query, headers={"X-Registry-Auth": auth}))
     _display(cli, response, opts.quiet)
     cli.out.write(f"{ref}\n")
     return 0
@@ -243,12 +270,36 @@ def push(cli: Cli, argv: list[str], path: str) -> int:
     if ref.digest:
         raise StatusError("cannot push a digest reference")
     query = {"tag": ref.tag} if ref.tag else None
-    response = cli.client.request("POST", f"/images/{ref.familiar_name}/push", query=query,
-                                  headers={"X-Registry-Auth": registry_auth(ref.domain)})
+    response = _request_with_login(cli, "push", ref.domain, lambda auth: cli.client.request(
+        "POST", f"/images/{ref.familiar_name}/push", query=query,
+        headers={"X-Registry-Auth": auth}))
     _display(cli, response, opts.quiet)
     if opts.quiet:
         cli.out.write(f"{ref}\n")
     return 0
+
+
+# --- asking the user for credentials ------------------------------------------------
+
+def login_prior_to(cli: Cli, command: str, domain: str) -> str:
+    """RegistryAuthenticationPrivilegedFunc: the X-Registry-Auth of a second
+    attempt, from a username and password the user types. The stored
+    username is offered as the default.
+
+    docker 28 asks with Docker Hub's address whatever the registry, so the
+    prompt shows Hub's sign-up hints and the header names Hub as its
+    serveraddress; the daemon pulls and pushes from the image's registry
+    all the same. We say and send what docker does."""
+    cli.out.write(f"\nLogin prior to {command}:\n")
+    try:
+        stored = get_credentials(load_config(), auth_config_key(domain))
+    except StatusError as e:
+        cli.err.write(f"Unable to retrieve stored credentials for {INDEX_SERVER}, error: "
+                      f"{e.message}.\n")
+        stored = {}
+    creds = prompt_for_credentials(cli, "", "", stored.get("username", ""), INDEX_SERVER)
+    return encode_auth(creds)
+
 
 
 # --- login and logout ---------------------------------------------------------------
@@ -285,14 +336,15 @@ def login(cli: Cli, argv: list[str], path: str) -> int:
     if server != INDEX_SERVER:
         server = convert_to_hostname(server)
     config = load_config()
+    stored: dict = {}
     if not user and not password:
         stored = get_credentials(config, server)
         if stored.get("username") and stored.get("password"):
             return _login_stored(cli, config, stored)
-        if not stream_is_terminal(cli.stdin):
-            raise StatusError("Error: Cannot perform an interactive login from a non TTY device")
-    user, password = _prompt(cli, server, user, password)
-    creds = {"username": user, "password": password, "serveraddress": server}
+    if (not user or not password) and not stream_is_terminal(cli.stdin):
+        raise StatusError("Error: Cannot perform an interactive login from a non TTY device")
+    creds = prompt_for_credentials(cli, user or "", password or "", stored.get("username", ""),
+                                   server)
     answer = cli.client.post("/auth", body=creds)
     _store_answer(config, creds, answer)
     cli.out.write(f"{answer.get('Status', '')}\n")
@@ -327,23 +379,6 @@ def _read_secret(cli: Cli) -> str:
         if data.endswith(eol):
             return data[:-len(eol)]
     return data
-
-
-def _prompt(cli: Cli, server: str, user: str | None, password: str | None) -> tuple[str, str]:
-    if user and password:
-        return user, password
-    import getpass
-    if not user:
-        cli.out.write("Username: ")
-        cli.out.flush()
-        user = cli.stdin.readline().strip()
-        if not user:
-            raise StatusError("Error: Non-null Username Required")
-    if not password:
-        password = getpass.getpass("Password: ")
-        if not password:
-            raise StatusError("Error: Password Required")
-    return user, password
 
 
 def logout(cli: Cli, argv: list[str], path: str) -> int:
