@@ -11,9 +11,10 @@ blob), and to know what an uncompressed local layer compressed to last time.
                                             "MediaType"}, ...], oldest first
 
 `SourceRepository` is the registry host and path ("127.0.0.1:5000/app",
-"docker.io/library/busybox"), as dockerd writes it. dockerd keeps a second
-tree, diffid-by-digest, as its reverse index; here that index is rebuilt in
-memory from the first at start, so the two can never disagree on disk.
+"docker.io/library/busybox"), as dockerd writes it. dockerd also keeps the
+reverse index, diffid-by-digest; nothing here asks that question, so there
+is none. A diff_id's file is read the first time a push or pull asks about
+it, not at start: a daemon with many layers starts no slower.
 
 Each file is replaced atomically (temp + rename) but not fsynced: a push
 writes one per layer, and an fsync each would show in its time. A file that
@@ -64,13 +65,11 @@ class V2MetadataStore:
 
     def __init__(self, root: str | None):
         self.root = root
-        self._by_diff_id: dict[str, list[V2Metadata]] = {}
-        self._diff_id_by_digest: dict[str, str] = {}
+        self._by_diff_id: dict[str, list[V2Metadata]] = {}  # read so far
         self._lock = threading.Lock()
         if root is not None:
             os.makedirs(self._dir, mode=0o700, exist_ok=True)
             atomic.remove_stale_temps(self._dir)
-            self._load()
 
     @property
     def _dir(self) -> str:
@@ -82,49 +81,42 @@ class V2MetadataStore:
             raise ValueError(f"not a sha256 diff_id: {diff_id!r}")
         return os.path.join(self._dir, hexpart)
 
-    def _load(self) -> None:
-        for name in os.listdir(self._dir):
-            if len(name) != 64 or not _is_hex(name):
-                continue
-            entries = _read_entries(os.path.join(self._dir, name))
-            if entries:
-                self._by_diff_id["sha256:" + name] = entries
-                for e in entries:
-                    self._diff_id_by_digest[e.Digest] = "sha256:" + name
+    def _entries(self, diff_id: str) -> list[V2Metadata]:
+        """What is known of `diff_id`, read from its file the first time (lock held)."""
+        if diff_id not in self._by_diff_id:
+            entries: list[V2Metadata] = []
+            if self.root is not None:
+                try:
+                    entries = _read_entries(self._file(diff_id))
+                except ValueError as e:
+                    log.warning("layer metadata: %s", e)
+            self._by_diff_id[diff_id] = entries
+        return self._by_diff_id[diff_id]
 
     def get(self, diff_id: str) -> list[V2Metadata]:
         """Newest first: the blob a layer went as last is the likeliest still there."""
         with self._lock:
-            return list(reversed(self._by_diff_id.get(diff_id, [])))
-
-    def diff_id_of(self, digest: str) -> str | None:
-        with self._lock:
-            return self._diff_id_by_digest.get(digest)
+            return list(reversed(self._entries(diff_id)))
 
     def add(self, diff_id: str, entry: V2Metadata) -> None:
         """Remember (or refresh, as newest) that `diff_id` is `entry.Digest` in
         `entry.SourceRepository`."""
         with self._lock:
-            entries = [e for e in self._by_diff_id.get(diff_id, []) if not _same(e, entry)]
-            entries = (entries + [entry])[-MAX_PER_DIFF_ID:]
-            if entries == self._by_diff_id.get(diff_id):
-                return
-            self._save(diff_id, entries)
-            self._diff_id_by_digest[entry.Digest] = diff_id
+            old = self._entries(diff_id)
+            entries = ([e for e in old if not _same(e, entry)] + [entry])[-MAX_PER_DIFF_ID:]
+            if entries != old:
+                self._save(diff_id, entries)
 
     def remove(self, diff_id: str, digest: str, repository: str) -> None:
         """Forget one blob in one repository (a mount from it failed)."""
         with self._lock:
-            old = self._by_diff_id.get(diff_id, [])
+            old = self._entries(diff_id)
             entries = [e for e in old if (e.Digest, e.SourceRepository) != (digest, repository)]
             if entries != old:
                 self._save(diff_id, entries)
 
     def _save(self, diff_id: str, entries: list[V2Metadata]) -> None:
-        if entries:
-            self._by_diff_id[diff_id] = entries
-        else:
-            self._by_diff_id.pop(diff_id, None)
+        self._by_diff_id[diff_id] = entries
         if self.root is None:
             return
         try:
@@ -156,6 +148,8 @@ def _read_entries(path: str) -> list[V2Metadata]:
         return [V2Metadata(Digest=str(e["Digest"]), SourceRepository=str(e["SourceRepository"]),
                            Size=int(e.get("Size", 0)), MediaType=str(e.get("MediaType", "")))
                 for e in doc]
+    except FileNotFoundError:
+        return []  # nothing recorded yet
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         log.warning("ignoring unreadable layer metadata %s: %s", path, e)
         return []
