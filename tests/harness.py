@@ -146,6 +146,22 @@ class Daemon:
         return Client(self.host)
 
 
+def fd_targets(pid: int, low: int = 0) -> dict[int, str]:
+    """fd -> what it points at (a path, "pipe:[N]", "socket:[N]"...)."""
+    out = {}
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except (FileNotFoundError, PermissionError):
+        return out
+    for name in names:
+        if int(name) >= low:
+            try:
+                out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+            except (FileNotFoundError, PermissionError):
+                pass
+    return out
+
+
 def mounts_under(path: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f if line.split()[4].startswith(path)]

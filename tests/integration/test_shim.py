@@ -31,6 +31,7 @@ import pytest
 
 from dockyard.runtime import logfile, shimclient
 from dockyard.runtime.shimclient import read_frame
+from harness import fd_targets
 from paths import FIXTURES, REPO
 
 RUNC = "/usr/sbin/runc"
@@ -196,24 +197,8 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def _fd_targets(pid: int, low: int = 0) -> dict[int, str]:
-    """fd -> what it points at (a path, "pipe:[N]", "socket:[N]"...)."""
-    out = {}
-    try:
-        names = os.listdir(f"/proc/{pid}/fd")
-    except (FileNotFoundError, PermissionError):
-        return out
-    for name in names:
-        if int(name) >= low:
-            try:
-                out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
-            except (FileNotFoundError, PermissionError):
-                pass
-    return out
-
-
 def _holds(pid: int, directory: str) -> bool:
-    return any(t.startswith(directory + "/") for t in _fd_targets(pid).values())
+    return any(t.startswith(directory + "/") for t in fd_targets(pid).values())
 
 
 def _stat(pid: int) -> list[str]:
@@ -698,8 +683,8 @@ def test_the_init_holds_none_of_the_shims_fds(lab):
     async def go():
         shim, bundle, p = await lab.spawn(["sleep", "30"], stdin=True)
         reader, writer = await shim.attach(stdin=True, stdout=True)
-        shims = set(_fd_targets(shim.shim_pid).values())
-        inits = _fd_targets(shim.pid, low=3)
+        shims = set(fd_targets(shim.shim_pid).values())
+        inits = fd_targets(shim.pid, low=3)
         assert not [t for t in inits.values() if t in shims], (inits, shims)
         await shim.start()
         await shim.kill("KILL")

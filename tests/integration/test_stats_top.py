@@ -20,7 +20,7 @@ import time
 import pytest
 
 from dockyard.client.api import APIError, Client, json_messages
-from harness import DOCKYARD, wait_for
+from harness import DOCKYARD, fd_targets, wait_for
 from paths import REFERENCE
 from test_containers_lifecycle import detached, dy  # noqa: F401
 
@@ -87,9 +87,9 @@ def test_frame_is_dockerds_and_its_figures_move(dy):
 
 def test_stream_sends_a_frame_a_second_and_ends_with_the_client_or_the_container(dy):
     detached(dy, "--name", "busy", IMAGE, "sh", "-c", SPIN)
+    # fds come and go while they are listed: fd_targets skips the ones gone
     daemon_sockets = lambda: sum(  # noqa: E731
-        1 for fd in os.listdir(f"/proc/{dy.proc.pid}/fd")
-        if os.readlink(f"/proc/{dy.proc.pid}/fd/{fd}").startswith("socket:"))
+        1 for target in fd_targets(dy.proc.pid).values() if target.startswith("socket:"))
     idle = daemon_sockets()
     response = dy.api().request("GET", "/containers/busy/stats")   # stream=1 by default
     assert response.getheader("Content-Type") == "text/plain; charset=utf-8"
