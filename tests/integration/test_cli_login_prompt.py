@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import signal
 
 import pytest
 
@@ -66,11 +67,18 @@ def store(d, server: str, password: str) -> None:
         json.dump({"auths": {server: {"auth": auth}}}, f)
 
 
-def spawn(d, cli: str, *args: str):
+def spawn(d, cli: str, *args: str, ignored: tuple[int, ...] = ()):
+    """The CLI on a pty of its own; `ignored`: signals it starts with ignored,
+    as a shell's background job or nohup starts it."""
     import pexpect
+
+    def ignore() -> None:
+        for sig in ignored:
+            signal.signal(sig, signal.SIG_IGN)
+
     program = DOCKYARD if cli == "dockyard" else "docker"
     return pexpect.spawn(program, ["-H", d.host, *args], env=d.env(), dimensions=(30, 400),
-                         timeout=60)
+                         timeout=60, preexec_fn=ignore)
 
 
 def answer_prompt(d, cli: str, name: str, user: str, password: str) -> tuple[bytes, bytes, int]:
@@ -143,10 +151,12 @@ def test_a_second_refusal_is_the_error(d, auth_reg):
         f"Error response from daemon: {UNAUTHORIZED}\r\n".encode(), 1)
 
 
-def test_an_interrupted_prompt_ends_quietly(d, auth_reg):
+@pytest.mark.parametrize("ignored", [(), (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)],
+                         ids=["default", "started-ignoring-sigint"])
+def test_an_interrupted_prompt_ends_quietly(d, auth_reg, ignored):
     import pexpect
     for cli in CLIS:
-        child = spawn(d, cli, "pull", f"{auth_reg.addr}/test/busybox:1")
+        child = spawn(d, cli, "pull", f"{auth_reg.addr}/test/busybox:1", ignored=ignored)
         try:
             child.expect(r"Username \(tester\): ")
             child.sendintr()
@@ -154,6 +164,21 @@ def test_an_interrupted_prompt_ends_quietly(d, auth_reg):
         finally:
             child.close()
         assert (child.before, child.exitstatus) == (b"^C\r\n", 0), cli
+
+
+def test_a_terminated_prompt_ends_alike(d, auth_reg):
+    import pexpect
+    ends = {}
+    for cli in CLIS:
+        child = spawn(d, cli, "pull", f"{auth_reg.addr}/test/busybox:1")
+        try:
+            child.expect(r"Username \(tester\): ")
+            child.kill(signal.SIGTERM)
+            child.expect(pexpect.EOF)
+        finally:
+            child.close()
+        ends[cli] = (child.before, child.exitstatus, child.signalstatus)
+    assert ends["dockyard"] == ends["docker"]
 
 
 def test_without_a_terminal_the_password_cannot_be_asked(d, auth_reg):

@@ -267,15 +267,16 @@ class Result:
         self.create_rc, self.exit_code, self.out, self.err = create_rc, exit_code, out, err
 
 
-def run(rt: Runtime, rootfs: str, args: list[str], **changes) -> Result:
-    """create, start, wait, delete; the container's stdout/stderr are files."""
+def run(rt: Runtime, rootfs: str, args: list[str], preexec_fn=None, **changes) -> Result:
+    """create, start, wait, delete; the container's stdout/stderr are files.
+    `preexec_fn` runs in create's process before the runtime starts."""
     cid = rt.new_id()
     b = bundle(rt, cid, rootfs, args, **changes)
     out, err = rt.base / f"{cid}.out", rt.base / f"{cid}.err"
     pid_file = rt.base / f"{cid}.pid"
     with open(out, "wb") as o, open(err, "wb") as e:
         p = rt("create", "--bundle", b, "--pid-file", str(pid_file), cid, stdout=o, stderr=e,
-               stdin=subprocess.DEVNULL)
+               stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
     if p.returncode:
         return Result(p.returncode, None, out.read_text(), err.read_text())
     pid = int(pid_file.read_text())
@@ -538,6 +539,29 @@ def test_probe_matches_runc_with_readonly_root_and_cgroupns(both, rootfs):
     assert normalize(ours.out, both[0]) == normalize(runc.out, both[1])
     assert "nofile=64 128" in ours.out and "umask=0027" in ours.out
     assert re.search(r"\S+ / ro,", normalize(ours.out, both[0]))
+
+
+def test_the_process_starts_with_default_signal_dispositions(both, rootfs):
+    """Whatever the runtime was started with (here: SIGHUP, SIGINT and SIGQUIT
+    ignored, as nohup or a shell's background job leaves them, and SIGUSR1
+    blocked), the container's process ignores and catches nothing, as runc's.
+    runc passes the caller's blocked set on; ours blocks nothing."""
+    def as_a_background_job() -> None:
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+
+    masks = {}
+    for rt in both:
+        r = run(rt, rootfs, ["sh", "-c", "exec cat /proc/self/status"],
+                preexec_fn=as_a_background_job)
+        assert (r.create_rc, r.exit_code) == (0, 0), f"{rt.name}: {r.err}"
+        masks[rt.name] = dict(line.split(":\t") for line in r.out.splitlines()
+                              if line.startswith(("SigIgn", "SigCgt", "SigBlk")))
+    zero = "0000000000000000"
+    assert masks["ours"] == {"SigBlk": zero, "SigIgn": zero, "SigCgt": zero}
+    assert (masks["runc"]["SigIgn"], masks["runc"]["SigCgt"]) == (zero, zero)
+    assert int(masks["runc"]["SigBlk"], 16) == 1 << (signal.SIGUSR1 - 1)
 
 
 def test_cwd_is_created(both, rootfs):

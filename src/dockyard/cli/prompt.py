@@ -93,10 +93,11 @@ def _read_input(cli: Cli, message: str) -> str:
     terminated" is a cancellation, which it does not report). At the end of
     stdin docker keeps waiting for ever; we end the prompt the same way but
     say so and fail, so that a script is not left hanging or misled."""
-    cli.out.write(message)
-    cli.out.flush()
     try:
-        line = cli.stdin.readline()
+        with _interruptible():
+            cli.out.write(message)
+            cli.out.flush()
+            line = cli.stdin.readline()
     except KeyboardInterrupt:
         cli.out.write("\n")
         raise StatusError("", 0) from None
@@ -106,6 +107,25 @@ def _read_input(cli: Cli, message: str) -> str:
         cli.out.write("\n")
         raise StatusError("prompt terminated")
     return line.strip()
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """SIGINT and SIGTERM end the prompt (docker's ReadInput waits on
+    signal.NotifyContext for both), even when the CLI was started with them
+    ignored, as a shell's background job or under nohup is: an ignored
+    SIGINT would leave ^C unanswered and the prompt waiting for ever."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

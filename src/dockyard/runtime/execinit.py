@@ -37,11 +37,10 @@ knows the pid at once.
 from __future__ import annotations
 
 import os
-import signal
 
 from dockyard.linux import namespaces, rlimits, syscalls
 from dockyard.runtime.init import (InitError, _finalize_process, _setup_console, _step,
-                                   errtext, send)
+                                   default_signal_dispositions, errtext, send)
 from dockyard.runtime.ocicli.bundle import InitConfig
 from dockyard.runtime.ocicli.log import trace
 
@@ -119,10 +118,7 @@ def process(cfg: InitConfig) -> "NoReturn":  # noqa: F821
     """Runs in P2, inside every namespace of the container. Never returns."""
     try:
         trace("exec: process")
-        # Undo what Python set up (a SIGINT handler, SIGPIPE and SIGXFSZ
-        # ignored): an ignored signal stays ignored across execve.
-        for sig in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
+        default_signal_dispositions()
         # A session of its own, as runc's nsexec gives every container
         # process: no terminal of the caller's reaches it, and a console pty
         # becomes its controlling terminal.

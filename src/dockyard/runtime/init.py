@@ -103,16 +103,30 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
+def default_signal_dispositions() -> None:
+    """Every signal to its default action, and none blocked, whatever the
+    daemon was started with. Python handles SIGINT and ignores SIGPIPE and
+    SIGXFSZ; a daemon started by nohup, or as a shell's background job,
+    ignores SIGHUP, SIGINT and SIGQUIT. An ignored signal stays ignored
+    across execve, and a shell may not trap a signal ignored when it
+    started: `trap ... HUP` in the container would do nothing."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # the C library's own real-time signals (32, 33) are not ours to set
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
 # -- P2: the container init -------------------------------------------------------
 
 def init(cfg: InitConfig) -> "NoReturn":  # noqa: F821
     """Runs in P2 (PID 1 of a new pid namespace). Never returns."""
     ready = False
     try:
-        # Python installs handlers for SIGINT and ignores SIGPIPE and SIGXFSZ;
-        # an ignored signal stays ignored across execve, so undo all three.
-        for sig in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
+        default_signal_dispositions()
         # A session of our own: no terminal of the caller's can reach us, and
         # a console pty can become our controlling terminal.
         os.setsid()
