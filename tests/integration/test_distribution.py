@@ -601,6 +601,22 @@ def test_registry_mirror_serves_docker_hub_names(reg, monkeypatch):
             f"dial tcp 127.0.0.1:{dead}: connect: connection refused\n"))
 
 
+def test_transfer_limits_from_the_daemons_flags(reg):
+    """--max-concurrent-downloads/-uploads 1: one layer moves at a time, and
+    every other one says "Waiting" first, as dockerd's transfer manager."""
+    with daemon_with_flags("--max-concurrent-downloads", "1",
+                           "--max-concurrent-uploads", "1") as d:
+        pulled = d.docker("pull", f"{reg.addr}/test/layers:oci", check=True)
+        complete = layer_lines(pulled.stdout, "Pull complete")
+        assert len(complete) == 4, pulled.stdout
+        assert sorted(layer_lines(pulled.stdout, "Waiting")) == sorted(complete[1:])
+        name = f"{reg.addr}/test/limited:1"
+        d.docker("tag", f"{reg.addr}/test/layers:oci", name, check=True)
+        pushed = d.docker("push", name, check=True)
+        assert len(layer_lines(pushed.stdout, "Preparing")) == 4, pushed.stdout
+        assert len(layer_lines(pushed.stdout, "Waiting")) == 3, pushed.stdout
+
+
 def test_search_answers_501(d):
     r = d.docker("search", "busybox")
     assert r.returncode == 1

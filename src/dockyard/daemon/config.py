@@ -27,6 +27,9 @@ FILE_KEYS = {
     "userland_proxy": "userland-proxy", "ip": "ip", "dns": "dns", "dns_search": "dns-search",
     "dns_opts": "dns-opts", "iptables_chain_prefix": "iptables-chain-prefix",
     "insecure_registries": "insecure-registries", "registry_mirrors": "registry-mirrors",
+    "max_concurrent_downloads": "max-concurrent-downloads",
+    "max_concurrent_uploads": "max-concurrent-uploads",
+    "max_download_attempts": "max-download-attempts",
 }
 
 DEFAULT_BRIDGE = "dockyard0"
@@ -68,6 +71,11 @@ class Config:
     # registries, as dockerd's flags of the same names (dockyard.distribution.endpoints)
     insecure_registries: list[str] = field(default_factory=list)
     registry_mirrors: list[str] = field(default_factory=list)
+    # layers moved at once by one pull or push (0: no limit, as dockerd), and how
+    # often a failed layer download is tried again
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    max_download_attempts: int = 5
 
     @property
     def pidfile_path(self) -> str:
@@ -118,6 +126,12 @@ def parser() -> argparse.ArgumentParser:
                      metavar="REGISTRY", help="enable insecure registry communication")
     reg.add_argument("--registry-mirror", dest="registry_mirrors", action="append",
                      metavar="URL", help="preferred Docker registry mirror")
+    reg.add_argument("--max-concurrent-downloads", dest="max_concurrent_downloads", type=int,
+                     metavar="N", help="set the max concurrent downloads for each pull (default 3)")
+    reg.add_argument("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int,
+                     metavar="N", help="set the max concurrent uploads for each push (default 5)")
+    reg.add_argument("--max-download-attempts", dest="max_download_attempts", type=int,
+                     metavar="N", help="set the max download attempts for each pull (default 5)")
     p.add_argument("-v", "--version", action="store_true", help="print version information and quit")
     return p
 
@@ -136,6 +150,16 @@ def _address_pool(text: str) -> dict:
     if set(pool) != {"base", "size"} or not pool["size"].isdigit():
         raise argparse.ArgumentTypeError(f"invalid address pool {text!r}: use base=CIDR,size=N")
     return {"base": pool["base"], "size": int(pool["size"])}
+
+
+def _check_transfer_limits(config: Config) -> None:
+    """dockerd's words for them; a limit of 0 transfers means none, but a
+    pull must try a layer at least once."""
+    for what, value, least in (("max concurrent downloads", config.max_concurrent_downloads, 0),
+                               ("max concurrent uploads", config.max_concurrent_uploads, 0),
+                               ("max download attempts", config.max_download_attempts, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"invalid {what}: {value}")
 
 
 def load(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
@@ -171,6 +195,7 @@ def load(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
         config.runtimes = {n: {"path": path} for n, _, path in pairs}
     if config.debug:
         config.log_level = "debug"
+    _check_transfer_limits(config)
     if config.insecure_registries or config.registry_mirrors:
         from dockyard import errdefs
         from dockyard.distribution.endpoints import ServiceConfig

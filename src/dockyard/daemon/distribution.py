@@ -28,9 +28,9 @@ from dockyard.distribution.errors import (RegistryFailure, translate_pull_error,
                                           translate_push_error)
 from dockyard.distribution.metadata import V2Metadata, V2MetadataStore, source_repository
 from dockyard.distribution.pull import Cancelled as PullCancelled
-from dockyard.distribution.pull import ImageTarget, Puller
+from dockyard.distribution.pull import MAX_DOWNLOAD_RETRIES, MAX_DOWNLOADS, ImageTarget, Puller
 from dockyard.distribution.push import Cancelled as PushCancelled
-from dockyard.distribution.push import PushSource, Pusher
+from dockyard.distribution.push import MAX_UPLOADS, PushSource, Pusher
 from dockyard.distribution.transport import Transport
 from dockyard.image import mediatypes as mt
 from dockyard.image import reference
@@ -43,10 +43,14 @@ Emit = Callable[[dict], None]
 
 class DistributionService:
     def __init__(self, images: ImageService, registries: ServiceConfig,
-                 events: Callable[..., None] | None = None):
+                 events: Callable[..., None] | None = None, max_downloads: int = MAX_DOWNLOADS,
+                 max_uploads: int = MAX_UPLOADS, max_download_retries: int = MAX_DOWNLOAD_RETRIES):
         self.images = images
         self.registries = registries
         self._events = events or (lambda *a, **k: None)
+        self.max_downloads = max_downloads
+        self.max_uploads = max_uploads
+        self.max_download_retries = max_download_retries
         self.transport = Transport(USER_AGENT)
         # diff_id -> the blobs it was pushed or pulled as, kept beside the image store
         self.v2metadata = V2MetadataStore(
@@ -55,11 +59,15 @@ class DistributionService:
     @classmethod
     def from_config(cls, images: ImageService, config,
                     events: Callable[..., None] | None = None) -> "DistributionService":
-        """From the daemon's Config (`--insecure-registry`, `--registry-mirror`)."""
+        """From the daemon's Config (`--insecure-registry`, `--registry-mirror`,
+        `--max-concurrent-downloads`, `--max-concurrent-uploads`, `--max-download-attempts`)."""
         registries = ServiceConfig(list(getattr(config, "insecure_registries", None) or []),
                                    list(getattr(config, "registry_mirrors", None) or []),
                                    os.environ.get("DOCKYARD_HUB_ENDPOINT") or DEFAULT_V2_REGISTRY)
-        return cls(images, registries, events)
+        return cls(images, registries, events,
+                   getattr(config, "max_concurrent_downloads", MAX_DOWNLOADS),
+                   getattr(config, "max_concurrent_uploads", MAX_UPLOADS),
+                   getattr(config, "max_download_attempts", MAX_DOWNLOAD_RETRIES))
 
     # -- pull --------------------------------------------------------------------------
     def pull_reference(self, image: str, tag: str) -> Reference:
@@ -104,7 +112,8 @@ class DistributionService:
         # A mirror is not where a push could find the blobs: only the
         # registry's own endpoints are recorded as their source.
         source = None if endpoints[0].mirror else source_repository(ref.domain, ref.path)
-        puller = Puller(repo, self._image_target(source), emit, cancelled, wanted)
+        puller = Puller(repo, self._image_target(source), emit, cancelled, wanted,
+                        self.max_downloads, self.max_download_retries)
         if ref.tag or ref.digest:
             try:
                 manifest = puller.fetch_manifest(ref)
@@ -170,7 +179,7 @@ class DistributionService:
                 raise RegistryFailure(f"no tags to push for {ref.familiar_name}")
         try:
             repo = connect(self.transport, endpoints, creds, ref.path, ["pull", "push"])
-            pusher = Pusher(repo, self._push_source(ref.domain), emit, cancelled)
+            pusher = Pusher(repo, self._push_source(ref.domain), emit, cancelled, self.max_uploads)
             for tag_name, image_id in pairs:
                 digest, _ = pusher.push(tag_name, image_id)
                 store.tag(image_id, Reference(ref.domain, ref.path, None, digest))
@@ -186,16 +195,22 @@ class DistributionService:
         def layers_of(image_id: str):
             return svc.layers.chain(svc.images.get(image_id).diff_ids)
 
+        sources: dict[str, list[str]] | None = None
+
         def mount_sources(blob_digest: str) -> list[str]:
             """Repositories of the same registry an image with this blob was
-            pulled from or pushed to (its RepoDigests say which)."""
-            found: list[str] = []
-            for image in svc.images:
-                refs = [r for r in svc.images.refs_of(image.id)
-                        if r.digest and r.domain == domain and r.path not in found]
-                if refs and any(l.blob_digest == blob_digest for l in layers_of(image.id)):
-                    found.extend(r.path for r in refs)
-            return found
+            pulled from or pushed to (its RepoDigests say which). The images
+            are walked once per push, at the first layer that asks."""
+            nonlocal sources
+            if sources is None:
+                sources = {}
+                for image in svc.images:
+                    paths = [r.path for r in svc.images.refs_of(image.id)
+                             if r.digest and r.domain == domain]
+                    for layer in layers_of(image.id) if paths else ():
+                        found = sources.setdefault(layer.blob_digest, [])
+                        found.extend(p for p in paths if p not in found)
+            return sources.get(blob_digest, [])
 
         return PushSource(svc.content, layers_of, mount_sources, self.v2metadata, domain)
 

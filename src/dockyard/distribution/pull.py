@@ -195,7 +195,7 @@ class Puller:
             return
         downloaded: set[str] = set()
         registered: set[str] = set()
-        pool = ThreadPoolExecutor(max_workers=self.max_downloads,
+        pool = ThreadPoolExecutor(max_workers=self.max_downloads or len(missing),  # 0: no limit
                                   thread_name_prefix="layer-download")
         try:
             futures: dict[str, Future] = {}
@@ -204,7 +204,7 @@ class Puller:
                     continue  # the same blob twice in one stack: fetched once
                 self.emit(progress.update(layer.id, "Pulling fs layer"))
                 futures[layer.digest] = pool.submit(self._download, layer, downloaded)
-                if len(futures) > self.max_downloads:
+                if 0 < self.max_downloads < len(futures):
                     self.emit(progress.update(layer.id, "Waiting"))
             for layer in missing:
                 futures[layer.digest].result()

@@ -117,7 +117,8 @@ class Pusher:
         return digest, len(raw)
 
     def _push_layers(self, layers: list[Layer]) -> list[dict]:
-        pool = ThreadPoolExecutor(max_workers=self.max_uploads, thread_name_prefix="layer-push")
+        pool = ThreadPoolExecutor(max_workers=self.max_uploads or max(1, len(layers)),  # 0: no limit
+                                  thread_name_prefix="layer-push")
         futures: dict[str, Future] = {}
         try:
             for layer in reversed(layers):
@@ -125,7 +126,7 @@ class Pusher:
                 if layer.diff_id in futures:
                     continue
                 futures[layer.diff_id] = pool.submit(self._push_layer, layer)
-                if len(futures) > self.max_uploads:
+                if 0 < self.max_uploads < len(futures):
                     self.emit(progress.update(progress.short_id(layer.diff_id), "Waiting"))
             return [futures[l.diff_id].result() for l in layers]
         except BaseException:
