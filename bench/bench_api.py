@@ -1,6 +1,7 @@
 """API and image benchmarks: /_ping round trips, `images` with 200 images, load of
 the busybox fixture, daemon memory. Runs against a throwaway dockyardd, and against
-a real dockerd too when DOCKER_REF_HOST=unix:///path/to/docker.sock is set.
+a real dockerd too: DOCKER_REF_HOST=unix:///path/to/docker.sock's, else a scratch
+one when dockerd is installed.
 
 The dockerd run adds 200 images tagged dybench/img:N and removes them at the end;
 the load runs remove busybox:local's image by ID (forced, so all its tags go) before
@@ -15,9 +16,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (DOCKYARD, FIXTURES, Daemon, UnixConnection, call, children, median,  # noqa: E402
-                    ms, p95, peer_pid, print_table, ref_socket, request, rss_mib, timed,
-                    tiny_rootfs, write_samples)
+from common import (DOCKERD, DOCKYARD, FIXTURES, Daemon, UnixConnection, call,  # noqa: E402
+                    children, median, ms, p95, peer_pid, print_table, reference_dockerd,
+                    request, rss_mib, timed, tiny_rootfs, write_samples)
 
 PINGS = 1000
 IMAGES = 200
@@ -113,11 +114,12 @@ def main() -> int:
     with Daemon() as d:
         print(f"dockyardd started in {d.started_in * 1000:.0f} ms")
         results["dockyard"] = measure("dockyard", d.sock, d.pid)
-    ref = ref_socket()
-    if ref:
-        results["dockerd"] = measure("dockerd", ref, peer_pid(ref))
-    else:
-        print("dockerd: not available (set DOCKER_REF_HOST=unix:///path/docker.sock)")
+    with reference_dockerd() as ref:
+        if ref:
+            results["dockerd"] = measure("dockerd", ref, peer_pid(ref))
+        else:
+            print("dockerd: not available (set DOCKER_REF_HOST=unix:///path/docker.sock, "
+                  f"or install {DOCKERD})")
 
     names = list(results)
     rows = []

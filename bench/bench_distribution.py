@@ -48,12 +48,11 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_containers import Failed, Target, kill_leftovers  # noqa: E402
 from bench_registry import LAYER_MIB, LAYERS, Registry, distribution, make_layout  # noqa: E402
-from common import (Daemon, call, median, peer_pid, print_table, ref_socket,  # noqa: E402
+from common import (DOCKERD, Daemon, median, peer_pid, print_table, reference_dockerd,  # noqa: E402
                     write_samples)
 
 REPO = "bench/dist"
 NEW_REPO = "bench/new"
-DOCKERD = "/usr/sbin/dockerd"
 # Where the new layers' bytes come from: binaries, libraries and Python
 # sources compress about as a real image's files do (to ~35% with gzip -6).
 CORPUS_DIRS = ("/usr/bin", "/usr/lib/python3", "/usr/lib/x86_64-linux-gnu", "/usr/share")
@@ -136,77 +135,6 @@ def load_average() -> str:
         return " ".join(f.read().split()[:3])
 
 
-class ScratchDockerd:
-    """`with ScratchDockerd() as sock:` a dockerd on temporary roots, without
-    bridge or iptables and in a containerd namespace of its own; stopped by
-    its PID (its containerd with it) and its directories removed at the end."""
-
-    NAMESPACE = "dybench-dist"
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="dybench-dockerd-"))
-        self.sock = str(self.dir / "d.sock")
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> str:
-        log = open(self.dir / "dockerd.log", "wb")
-        self.proc = subprocess.Popen(
-            [DOCKERD, "--data-root", str(self.dir / "root"), "--exec-root",
-             str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
-             "-H", f"unix://{self.sock}", "--bridge=none", "--iptables=false",
-             "--ip6tables=false", "--ip-masq=false", "--ip-forward=false",
-             "--containerd-namespace", self.NAMESPACE,
-             "--containerd-plugins-namespace", self.NAMESPACE + "-p"],
-            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            with contextlib.suppress(OSError):
-                if call(self.sock, "GET", "/_ping")[0] == 200:
-                    return self.sock
-            time.sleep(0.1)
-        self.__exit__(None, None, None)
-        raise RuntimeError("dockerd did not start: "
-                           f"{(self.dir / 'dockerd.log').read_text()[-2000:]}")
-
-    def __exit__(self, *exc) -> None:
-        containerd = self._containerd_pid()
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if containerd:
-            self._wait_gone(containerd)
-        with open("/proc/mounts") as f:
-            mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(self.dir))]
-        for m in sorted(mounts, reverse=True):
-            subprocess.run(["umount", "-l", m], check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _containerd_pid(self) -> int | None:
-        with contextlib.suppress(OSError, ValueError):
-            return int((self.dir / "exec" / "containerd" / "containerd.pid").read_text())
-        return None
-
-    @staticmethod
-    def _wait_gone(pid: int) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                        return
-            except OSError:
-                return
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 def measure(t: Target, reg: Registry, size: int, runs: int, corpus: bytes,
             work: Path) -> dict:
     print(f"{t.name}: pid {t.pid}, socket {t.sock}", flush=True)
@@ -243,17 +171,6 @@ def measure(t: Target, reg: Registry, size: int, runs: int, corpus: bytes,
               "MiB/s", flush=True)
     r["load_average"] = load_average()
     return r
-
-
-@contextlib.contextmanager
-def reference_dockerd():
-    """The dockerd to compare with: DOCKER_REF_HOST's, else a scratch one."""
-    ref = ref_socket()
-    if ref or not os.path.exists(DOCKERD):
-        yield ref
-        return
-    with ScratchDockerd() as sock:
-        yield sock
 
 
 def main() -> int:

@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DOCKYARD, median, ms, p95, print_table, write_samples  # noqa: E402
+from common import (DOCKYARD, median, ms, p95, print_table, stop_process,  # noqa: E402
+                    write_samples)
 
 LAYERS = 10
 LAYER_MIB = 20
@@ -79,13 +80,7 @@ class Registry:
             return False
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 20)
         self.log.close()
 
 

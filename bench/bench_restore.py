@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DOCKYARDD, FIXTURES, UnixConnection, call, measure_each, median, ms,  # noqa: E402
-                    print_table, request)
+                    print_table, request, stop_process)
 
 COUNT = int(os.environ.get("BENCH_RESTORE_COUNT", "100"))
 ROUNDS = 3
@@ -73,14 +73,7 @@ class Subject:
             time.sleep(0.005)
 
     def stop(self, sig: int) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 60, sig)
 
     def api(self, method: str, url: str, body=None):
         conn = UnixConnection(self.sock, timeout=120)

@@ -4,6 +4,7 @@ print numbers and never fail on them."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -66,6 +67,108 @@ def ref_socket() -> str | None:
     return socket_path(host) if host else None
 
 
+def stop_process(proc: subprocess.Popen | None, timeout: float,
+                 sig: int = signal.SIGTERM) -> None:
+    """Stop a process the bench started, by its PID: `sig`, then SIGKILL if it
+    is still there after `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def unmount_under(directory: Path, lazy: bool = False) -> None:
+    """Everything mounted under `directory`, deepest first: never rmtree
+    through a mount point."""
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(directory))]
+    for m in sorted(mounts, reverse=True):
+        subprocess.run(["umount", *(["-l"] if lazy else []), m], check=False)
+
+
+# --- A throwaway dockerd, to compare with ------------------------------------------
+
+DOCKERD = "/usr/sbin/dockerd"
+
+
+class ScratchDockerd:
+    """`with ScratchDockerd() as sock:` a dockerd on temporary roots, without
+    bridge or iptables and in a containerd namespace of its own; stopped by
+    its PID (its containerd with it) and its directories removed at the end."""
+
+    NAMESPACE = "dybench"
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="dybench-dockerd-"))
+        self.sock = str(self.dir / "d.sock")
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> str:
+        log = open(self.dir / "dockerd.log", "wb")
+        self.proc = subprocess.Popen(
+            [DOCKERD, "--data-root", str(self.dir / "root"), "--exec-root",
+             str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
+             "-H", f"unix://{self.sock}", "--bridge=none", "--iptables=false",
+             "--ip6tables=false", "--ip-masq=false", "--ip-forward=false",
+             "--containerd-namespace", self.NAMESPACE,
+             "--containerd-plugins-namespace", self.NAMESPACE + "-p"],
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            with contextlib.suppress(OSError):
+                if call(self.sock, "GET", "/_ping")[0] == 200:
+                    return self.sock
+            time.sleep(0.1)
+        self.__exit__(None, None, None)
+        raise RuntimeError("dockerd did not start: "
+                           f"{(self.dir / 'dockerd.log').read_text()[-2000:]}")
+
+    def __exit__(self, *exc) -> None:
+        containerd = self._containerd_pid()
+        stop_process(self.proc, 30)
+        if containerd:
+            self._wait_gone(containerd)
+        unmount_under(self.dir, lazy=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _containerd_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.dir / "exec" / "containerd" / "containerd.pid").read_text())
+        return None
+
+    @staticmethod
+    def _wait_gone(pid: int) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        return
+            except OSError:
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def reference_dockerd():
+    """The dockerd to compare with: DOCKER_REF_HOST's, else a scratch one when
+    dockerd is installed, else None."""
+    ref = ref_socket()
+    if ref or not os.path.exists(DOCKERD):
+        yield ref
+        return
+    with ScratchDockerd() as sock:
+        yield sock
+
+
 # --- A throwaway dockyardd ---------------------------------------------------------
 
 # A bridge, subnet and iptables chains of the benchmarks' own (removed at the
@@ -125,19 +228,9 @@ class Daemon:
         raise RuntimeError("dockyardd did not answer /_ping in time")
 
     def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 20)
         remove_network_setup()
-        # Images need no mounts, but never rmtree through a mount point.
-        with open("/proc/mounts") as f:
-            mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(self.dir))]
-        for m in sorted(mounts, reverse=True):
-            subprocess.run(["umount", m], check=False)
+        unmount_under(self.dir)  # images need no mounts, but a container may have left one
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
