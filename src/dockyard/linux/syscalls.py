@@ -15,9 +15,12 @@ from dockyard.linux.mount import MNT_DETACH, umount as umount2  # noqa: F401 (re
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
-# Syscall numbers glibc has no wrapper for (pivot_root). They differ per arch.
+# Syscall numbers glibc has no wrapper for (pivot_root), or whose wrapper
+# refuses what we need (rt_sigaction). They differ per arch.
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217,
                    "riscv64": 41}[os.uname().machine]
+_SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134, "ppc64le": 173, "s390x": 174,
+                     "riscv64": 134}[os.uname().machine]
 
 # clone(2) flags, as unshare(2) and setns(2) take them.
 CLONE_NEWTIME = 0x00000080
@@ -62,6 +65,18 @@ def pivot_root(new_root: str, put_old: str) -> None:
     if _libc.syscall(ctypes.c_long(_SYS_PIVOT_ROOT), os.fsencode(new_root),
                      os.fsencode(put_old)) != 0:
         raise _fail(f"pivot_root({new_root!r}, {put_old!r})")
+
+
+def sigaction(sig: int, disposition: int) -> None:
+    """rt_sigaction(sig, SIG_DFL or SIG_IGN) by the kernel's call itself:
+    glibc's sigaction refuses the two real-time signals it keeps for its
+    threads (32 and 33), which a process may still have inherited ignored."""
+    # The kernel's struct sigaction: the disposition first, then no flags,
+    # no restorer and an empty mask, all zeros whatever the arch's order.
+    action = (ctypes.c_ulong * 4)(int(disposition))
+    if _libc.syscall(ctypes.c_long(_SYS_RT_SIGACTION), ctypes.c_int(sig), ctypes.byref(action),
+                     None, ctypes.c_size_t(8)) != 0:
+        raise _fail(f"rt_sigaction({sig}, {int(disposition)})")
 
 
 def sethostname(name: str) -> None:

@@ -110,13 +110,14 @@ def default_signal_dispositions() -> None:
     ignores SIGHUP, SIGINT and SIGQUIT. An ignored signal stays ignored
     across execve, and a shell may not trap a signal ignored when it
     started: `trap ... HUP` in the container would do nothing."""
-    for sig in signal.valid_signals():
+    # Every number, not valid_signals(): that leaves out 32 and 33.
+    for sig in range(1, signal.NSIG):
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
         try:
             signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass  # the C library's own real-time signals (32, 33) are not ours to set
+        except OSError:  # one the C library keeps for itself (32, 33)
+            syscalls.sigaction(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
