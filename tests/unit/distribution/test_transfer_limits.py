@@ -70,9 +70,9 @@ def test_a_pull_downloads_at_most_the_limit_at_once(images, limit, at_once):
     messages: list[dict] = []
     worker = pull_in_background(images, repo, messages, max_downloads=limit)
     try:
-        wait_for(lambda: repo.in_flight == at_once, what=f"{at_once} downloads at once")
-        waiting = [m["id"] for m in messages if m["status"] == "Waiting"]
-        assert len(waiting) == len(LAYERS) - at_once
+        # the first ones held in their requests, every other one "Waiting"
+        wait_for(lambda: repo.in_flight == at_once and [m["status"] for m in messages].count(
+            "Waiting") == len(LAYERS) - at_once, what=f"{at_once} downloads at once")
         assert repo.most == at_once
     finally:
         repo.release.set()
