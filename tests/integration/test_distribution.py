@@ -347,6 +347,29 @@ def test_unknown_tag_and_repository(d, reg):
     assert e.value.status == 400
 
 
+def test_a_blob_the_registry_does_not_have(d, reg):
+    """The registry answers 404 for a layer, then for a config: dockerd 20.10
+    printed exactly this (checked by hand), quickly, as neither is retried."""
+    for repo in ("test/no-layer", "test/no-config"):
+        reg.seed(f"docker-archive:{BUSYBOX_ARCHIVE}", f"{repo}:1")
+    status, _, raw = reg.get("/v2/test/no-layer/manifests/1", {"Accept": MANIFEST_TYPES})
+    manifest = json.loads(raw)
+    layer_id = manifest["layers"][0]["digest"][7:19]
+    links = os.path.join(reg.base, "storage/docker/registry/v2/repositories/test/{}/_layers/sha256")
+    shutil.rmtree(os.path.join(links.format("no-layer"), manifest["layers"][0]["digest"][7:]))
+    shutil.rmtree(os.path.join(links.format("no-config"), manifest["config"]["digest"][7:]))
+    for cli in (d.docker, d.run_cli):
+        r = cli("pull", f"{reg.addr}/test/no-layer:1")
+        assert (r.returncode, r.stderr) == (1, "unknown blob\n")
+        assert r.stdout == (f"1: Pulling from test/no-layer\n{layer_id}: Pulling fs layer\n"
+                            f"{layer_id}: Downloading\n")
+        r = cli("pull", f"{reg.addr}/test/no-config:1")
+        assert (r.returncode, r.stderr) == (1, "error pulling image configuration: download "
+                                               "failed after attempts=1: unknown blob\n")
+        assert r.stdout == f"1: Pulling from test/no-config\n{layer_id}: Pulling fs layer\n"
+    assert d.docker("images", "-q").stdout == ""
+
+
 def test_unreachable_registry(d):
     port = free_port()  # nothing listens there
     r = d.docker("pull", f"127.0.0.1:{port}/test/busybox:1")

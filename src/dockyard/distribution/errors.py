@@ -82,6 +82,14 @@ class RegistryErrors(Exception):
         return self.errors[0]
 
 
+class BlobUnknown(Exception):
+    """distribution.ErrBlobUnknown: the registry answered a blob's GET with
+    404, whatever its body said."""
+
+    def __init__(self):
+        super().__init__("unknown blob")
+
+
 class UnexpectedResponse(Exception):
     """A 4xx whose body is not a registry error (UnexpectedHTTPResponseError)."""
 
@@ -166,6 +174,13 @@ class RegistryFailure(errdefs.System):
     """An error dockerd passes on without a kind (errdefs.Unknown): 500."""
 
 
+class ConfigPullFailed(RegistryFailure):
+    """imageConfigPullError: the image's config could not be had."""
+
+    def __init__(self, err: BaseException | str):
+        super().__init__(f"error pulling image configuration: {err}")
+
+
 class LayerVerificationFailed(RegistryFailure):
     """A layer's bytes do not hash to its digest. `resumed`: they came in
     pieces (range requests), so a fresh download may well succeed."""
@@ -175,10 +190,9 @@ class LayerVerificationFailed(RegistryFailure):
         super().__init__(f"filesystem layer verification failed for digest {digest}")
 
 
-# Registry error codes no second attempt can cure (retryOnError's list, plus
-# BLOB_UNKNOWN: dockerd reads any 404 of a blob as ErrBlobUnknown).
-_FINAL_CODES = {"UNAUTHORIZED", "UNSUPPORTED", "DENIED", "TOOMANYREQUESTS", "NAME_UNKNOWN",
-                "BLOB_UNKNOWN"}
+# Registry error codes no second attempt can cure (retryOnError's list). A
+# blob's 404 is BlobUnknown, whatever code its body has, and final too.
+_FINAL_CODES = {"UNAUTHORIZED", "UNSUPPORTED", "DENIED", "TOOMANYREQUESTS", "NAME_UNKNOWN"}
 _NO_SPACE = "no space left on device"
 
 
@@ -191,6 +205,8 @@ def should_retry(err: BaseException) -> bool:
     err = first_error(err)
     if isinstance(err, LayerVerificationFailed):
         return err.resumed
+    if isinstance(err, BlobUnknown):
+        return False
     if isinstance(err, RegistryError):
         return err.code not in _FINAL_CODES
     if isinstance(err, UnexpectedResponse):

@@ -10,7 +10,8 @@ dockerd's v2 puller, step by step, with its progress messages:
 3. If the image (its config digest) is already here, nothing is downloaded.
    Otherwise the config comes first (it is small, and its diff_ids tell
    which layers are already unpacked: "Already exists" for that prefix of
-   the stack).
+   the stack). It is tried up to 5 times, 250 ms apart and doubling, and
+   a failure reads "error pulling image configuration: ...".
 4. Every other layer: "Pulling fs layer"; at most `max_downloads` (3, as
    dockerd) download at once, the others are "Waiting". A download streams
    into the content store, hashed on the way ("Downloading" with counts),
@@ -18,7 +19,8 @@ dockerd's v2 puller, step by step, with its progress messages:
    "Download complete"). A body broken mid-blob is resumed with a range
    request, silently, a few times; an attempt that still fails is tried
    again, up to 5 more times, after "Retrying in N seconds" counted down
-   (5 s, then 10 s, ...), unless no retry can help (see should_retry).
+   (5 s, then 10 s, ...), unless no retry can help (see should_retry: a
+   blob's 404 is "unknown blob", and final).
 5. Layers are unpacked in stack order as soon as each and all below it are
    in ("Extracting" with the counts of the blob read so far, "Pull
    complete"), while later ones still download.
@@ -41,6 +43,7 @@ blobs in the layer store meanwhile (dockerd holds layer references), so an
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -50,9 +53,9 @@ from typing import Callable
 
 from dockyard import errdefs
 from dockyard.distribution import platforms, progress
-from dockyard.distribution.errors import (LayerVerificationFailed, RegistryFailure,
-                                          RequestFailed, should_retry)
-from dockyard.distribution.repository import Manifest, Repository
+from dockyard.distribution.errors import (ConfigPullFailed, LayerVerificationFailed,
+                                          RegistryFailure, RequestFailed, should_retry)
+from dockyard.distribution.repository import MAX_MANIFEST_SIZE, Manifest, Repository
 from dockyard.image import mediatypes as mt
 from dockyard.image import reference
 from dockyard.image.content import ContentStore, DigestMismatch, Writer
@@ -66,6 +69,10 @@ MAX_RESUMES = 5  # an attempt broken mid-blob more often than this has failed
 # after the first: a layer is tried at most 6 times.
 MAX_DOWNLOAD_RETRIES = 5
 RETRY_STEP = 5  # seconds: each failed attempt waits this much longer than the last
+# The config blob is tried as dockerd's pullSchema2Config tries it: 5 times,
+# 250 ms before the second attempt and twice as long before each next one.
+CONFIG_ATTEMPTS = 5
+CONFIG_BACKOFF = 0.25
 CHUNK = 1 << 20
 
 log = logging.getLogger(__name__)
@@ -162,7 +169,15 @@ class Puller:
         config_digest = config_desc.get("digest", "")
         if self.target.has_image(config_digest):
             return config_digest
-        config_raw = self.repo.read_blob(config_digest)
+        try:
+            config_raw = self._config(config_digest)
+        except ConfigPullFailed:
+            # dockerd fetches the config while the layers start: theirs is
+            # the first word, the config's error the last.
+            for d in manifest.doc.get("layers") or []:
+                self.emit(progress.update(progress.short_id(d.get("digest", "")),
+                                          "Pulling fs layer"))
+            raise
         config = json.loads(config_raw)
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
         descs = manifest.doc.get("layers") or []
@@ -181,6 +196,30 @@ class Puller:
         for layer in layers:
             self.target.learned(layer.diff_id, layer.digest, layer.size, layer.media_type)
         return image_id
+
+    def _config(self, digest: str) -> bytes:
+        """pullSchema2Config: the config blob, attempt after attempt unless no
+        retry can help, then verified; its errors worded as dockerd's."""
+        delay = CONFIG_BACKOFF
+        for attempt in range(1, CONFIG_ATTEMPTS + 1):
+            try:
+                raw = self.repo.read_blob(digest, MAX_MANIFEST_SIZE)
+                break
+            except Exception as e:  # noqa: BLE001 - should_retry sorts them
+                if not should_retry(e):
+                    raise ConfigPullFailed(f"download failed after attempts={attempt}: {e}") from e
+                if attempt == CONFIG_ATTEMPTS:
+                    # dockerd's count, one more than it made when every one failed
+                    raise ConfigPullFailed(
+                        f"download failed after attempts={attempt + 1}: {e}") from e
+                if self.cancelled.wait(delay * self.retry_tick):
+                    raise Cancelled("pull cancelled") from None
+                delay *= 2
+        if len(raw) > MAX_MANIFEST_SIZE:
+            raise ConfigPullFailed(f"blob {digest} is too big to be a config")
+        if "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
+            raise ConfigPullFailed(f"image config verification failed for digest {digest}")
+        return raw
 
     # -- layers ---------------------------------------------------------------------------
     def _pull_layers(self, layers: list[Layer]) -> None:
@@ -263,8 +302,14 @@ class Puller:
         """One attempt: the blob from where `w` stands to its end, verified
         and committed."""
         offset = w.size
-        response = self._reopen(layer.digest, offset) if offset else \
-            self.repo.open_blob(layer.digest)
+        try:
+            response = self._reopen(layer.digest, offset) if offset else \
+                self.repo.open_blob(layer.digest)
+        except Exception:
+            # dockerd asks for the blob at its progress reader's first read,
+            # which reports it, without counts, as it fails
+            self.emit(progress.update(layer.id, "Downloading"))
+            raise
         total = layer.size or int(response.header("Content-Length") or 0)
         resumes = 0
         try:

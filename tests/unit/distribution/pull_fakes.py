@@ -14,7 +14,7 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dockyard.distribution.errors import RegistryFailure
+from dockyard.distribution.errors import BlobUnknown
 from dockyard.distribution.repository import Manifest
 from dockyard.image import mediatypes as mt
 
@@ -97,9 +97,9 @@ class FakeRepository:
     def open_blob(self, digest: str, headers: dict[str, str] | None = None) -> Body:
         self.requests.append(digest)
         self.on_open(digest)
+        if digest not in self.blobs:
+            raise BlobUnknown()
         return Body(self.blobs[digest])
 
-    def read_blob(self, digest: str) -> bytes:
-        if digest not in self.blobs:
-            raise RegistryFailure(f"no blob {digest}")
-        return self.blobs[digest]
+    def read_blob(self, digest: str, limit: int = 4 << 20) -> bytes:
+        return self.open_blob(digest).read(limit + 1)

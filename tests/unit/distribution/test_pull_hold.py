@@ -14,7 +14,7 @@ import pytest
 from dockyard.daemon.distribution import DistributionService
 from dockyard.daemon.images import ImageService
 from dockyard.distribution.endpoints import ServiceConfig
-from dockyard.distribution.errors import RegistryError, RegistryErrors
+from dockyard.distribution.errors import BlobUnknown
 from dockyard.distribution.pull import Cancelled, Puller
 from dockyard.image import reference
 from dockyard.storage.layer import chain_ids
@@ -157,9 +157,9 @@ def test_a_failed_pull_lets_go_of_its_layers(images):
 
     def missing(digest: str) -> None:
         if digest == TOP.digest:
-            raise RegistryErrors([RegistryError("BLOB_UNKNOWN")])
+            raise BlobUnknown()
     repo.on_open = missing
-    with pytest.raises(RegistryErrors):
+    with pytest.raises(BlobUnknown):
         pull(images, repo, "b", [BASE, TOP])
     freed = images.delete("registry.test/a:1")
     assert {"Deleted": chain_ids([BASE.diff_id])[0]} in freed

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from dockyard.distribution import progress
-from dockyard.distribution.errors import (LayerVerificationFailed, RegistryError,
+from dockyard.distribution.errors import (BlobUnknown, LayerVerificationFailed, RegistryError,
                                           RegistryErrors, RequestFailed, TransportError,
                                           UnexpectedResponse, UnexpectedStatus, should_retry)
 from dockyard.distribution.pull import Cancelled, ImageTarget, Layer, Puller
@@ -68,7 +68,8 @@ def retries(messages: list[dict]) -> list[str]:
     (TransportError("GET", "https://r/v2/x/blobs/d", "connect: connection refused"), True),
     (RequestFailed("GET", "d", "connection reset by peer"), True),
     (RegistryErrors([RegistryError("UNKNOWN", "boom")]), True),
-    (RegistryErrors([RegistryError("BLOB_UNKNOWN")]), False),
+    (RegistryErrors([RegistryError("BLOB_UNKNOWN")]), True),   # in a body that is no 404's
+    (BlobUnknown(), False),
     (RegistryErrors([RegistryError("UNAUTHORIZED")]), False),
     (RegistryError("DENIED"), False),
     (RegistryError("TOOMANYREQUESTS"), False),
@@ -94,8 +95,10 @@ def test_a_failed_attempt_is_retried_after_a_countdown(tmp_path):
     assert p.target.content.exists(BLOB.digest)
     assert len(repo.requests) == 3
     assert retries(messages) == countdown(5, 10)
-    assert messages[0] == {"status": "Retrying in 5 seconds", "progressDetail": {},
-                           "id": LAYER.id}
+    # each failed request is shown as dockerd's progress reader shows it: no counts
+    assert messages[:2] == [{"status": "Downloading", "progressDetail": {}, "id": LAYER.id},
+                            {"status": "Retrying in 5 seconds", "progressDetail": {},
+                             "id": LAYER.id}]
     assert statuses(messages)[-1] == "Download complete"
 
 
@@ -111,7 +114,7 @@ def test_a_download_is_given_up_after_six_attempts(tmp_path):
 
 
 @pytest.mark.parametrize("err", [RegistryErrors([RegistryError("UNAUTHORIZED")]),
-                                 RegistryErrors([RegistryError("BLOB_UNKNOWN")]),
+                                 BlobUnknown(),
                                  RequestFailed("GET", "d", "no basic auth credentials")])
 def test_errors_no_retry_can_cure_fail_at_once(tmp_path, err):
     repo = Failing(err)
