@@ -190,10 +190,12 @@ def _alive(pid: int) -> bool:
 
 
 def _cmdline(pid: int) -> bytes:
+    """b"" for a process gone meanwhile: its /proc entry vanishes (ENOENT),
+    or, read as it exits, answers ESRCH."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return b""
 
 
