@@ -14,6 +14,7 @@ needs no flag: it tries HTTPS, then speaks plain HTTP.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -526,7 +527,6 @@ def test_login_failure_then_success_pull_and_push(d, auth_reg):
                      input=PASSWORD + "\n")
     assert (good.returncode, good.stdout) == (0, "Login Succeeded\n"), good.stderr
     with open(os.path.join(d.docker_config, "config.json")) as f:
-        import base64
         assert json.load(f)["auths"][auth_reg.addr] == {
             "auth": base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
 
@@ -544,6 +544,44 @@ def test_login_failure_then_success_pull_and_push(d, auth_reg):
     denied = d.run_cli("push", f"{auth_reg.addr}/test/mine:1")
     assert denied.returncode == 1
     assert denied.stderr == "no basic auth credentials\n"
+
+
+def test_login_words_as_docker(d, auth_reg):
+    """A first login warns that the password is in the file; a login with
+    the stored credentials says so and how to change account; the same
+    credentials again write nothing and warn of nothing; stored credentials
+    the registry refuses are said to be, and new ones asked for, which needs
+    a terminal. Byte for byte what docker 28 says, against the same daemon."""
+    config = os.path.join(d.docker_config, "config.json")
+    runs = {}
+    for name, cli in (("docker", d.docker), ("dockyard", d.run_cli)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(config)
+        steps = [cli("login", "-u", USER, "--password-stdin", auth_reg.addr, input=PASSWORD),
+                 cli("login", auth_reg.addr, input=""),
+                 cli("login", "-u", USER, "-p", PASSWORD, auth_reg.addr, input="")]
+        with open(config) as f:
+            doc = json.load(f)
+        doc["auths"][auth_reg.addr]["auth"] = base64.b64encode(f"{USER}:stale".encode()).decode()
+        with open(config, "w") as f:
+            json.dump(doc, f)
+        steps.append(cli("login", auth_reg.addr, input=""))
+        runs[name] = [(r.returncode, r.stdout, r.stderr) for r in steps]
+    assert runs["dockyard"] == runs["docker"]
+    first, stored, again, refused = runs["dockyard"]
+    assert first == (0, "Login Succeeded\n", f"\nWARNING! Your credentials are stored unencrypted "
+                     f"in '{config}'.\nConfigure a credential helper to remove this warning. "
+                     "See\nhttps://docs.docker.com/go/credential-store/\n\n")
+    note = (f"Authenticating with existing credentials... [Username: {USER}]\n\n Info -> To "
+            "login with a different account, run 'docker logout' followed by 'docker login'\n\n\n")
+    assert stored == (0, "Login Succeeded\n", note)
+    assert again == (0, "Login Succeeded\n", "WARNING! Using --password via the CLI is insecure. "
+                     "Use --password-stdin.\n")
+    # the daemon's answer is a 500 (as moby's /auth), which docker words so
+    assert refused == (1, "", note + "Login did not succeed, error: Error response from daemon: "
+                       f"login attempt to http://{auth_reg.addr}/v2/ failed with status: 401 "
+                       "Unauthorized\nError: Cannot perform an interactive login from a non TTY "
+                       "device\n")
 
 
 def test_docker_py_login(d, auth_reg):

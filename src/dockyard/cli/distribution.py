@@ -27,7 +27,7 @@ import os
 import subprocess
 
 from dockyard.cli.command import PROG, Cli, Parser, StatusError, stream_is_terminal
-from dockyard.cli.prompt import INDEX_SERVER, prompt_for_credentials
+from dockyard.cli.prompt import INDEX_SERVER, print_note, prompt_for_credentials
 
 DEFAULT_NAMESPACE = "docker.io"
 TOKEN_USERNAME = "<token>"  # a helper's "username" for an identity token
@@ -138,7 +138,9 @@ def get_credentials(config: dict, server: str) -> dict:
     return creds
 
 
-def store_credentials(config: dict, creds: dict) -> None:
+def store_credentials(config: dict, creds: dict) -> bool:
+    """Into the server's credential helper, or else the file itself; True
+    when a password was written into the file (docker then warns)."""
     server = creds["serveraddress"]
     helper = _helper(config, server)
     if helper:
@@ -154,8 +156,11 @@ def store_credentials(config: dict, creds: dict) -> None:
             entry["auth"] = base64.b64encode(pair.encode()).decode()
         if creds.get("identitytoken"):
             entry["identitytoken"] = creds["identitytoken"]
+        if (config.get("auths") or {}).get(server) == entry:
+            return False  # the same again: the file is left as it is (docker's fileStore)
     config.setdefault("auths", {})[server] = entry
     save_config(config)
+    return not helper and bool(creds.get("password"))
 
 
 def erase_credentials(config: dict, servers: list[str]) -> None:
@@ -340,35 +345,62 @@ def login(cli: Cli, argv: list[str], path: str) -> int:
     if not user and not password:
         stored = get_credentials(config, server)
         if stored.get("username") and stored.get("password"):
-            return _login_stored(cli, config, stored)
+            status = _login_stored(cli, config, stored)
+            if status is not None:
+                cli.out.write(f"{status}\n")
+                return 0
+    # no stored credentials, or the registry refused them: ask
     if (not user or not password) and not stream_is_terminal(cli.stdin):
         raise StatusError("Error: Cannot perform an interactive login from a non TTY device")
     creds = prompt_for_credentials(cli, user or "", password or "", stored.get("username", ""),
                                    server)
     answer = cli.client.post("/auth", body=creds)
-    _store_answer(config, creds, answer)
+    _store_answer(cli, config, creds, answer)
     cli.out.write(f"{answer.get('Status', '')}\n")
     return 0
 
 
-def _login_stored(cli: Cli, config: dict, creds: dict) -> int:
+def _login_stored(cli: Cli, config: dict, creds: dict) -> str | None:
+    """loginWithStoredCredentials: the daemon's status for the stored
+    credentials, or None when it refused them (which is said)."""
+    from dockyard.client.api import APIError
     cli.err.write(f"Authenticating with existing credentials... [Username: {creds['username']}]"
                   "\n")
-    answer = cli.client.post("/auth", body=creds)
-    _store_answer(config, creds, answer)
-    cli.out.write(f"{answer.get('Status', '')}\n")
-    return 0
+    print_note(cli.err, "To login with a different account, run 'docker logout' followed by "
+                        "'docker login'")
+    cli.err.write("\n\n")
+    try:
+        answer = cli.client.post("/auth", body=creds)
+    except APIError as e:
+        if e.status == 401:
+            cli.err.write("Stored credentials invalid or expired\n")
+        else:
+            cli.err.write(f"Login did not succeed, error: Error response from daemon: "
+                          f"{e.message}\n")
+        return None
+    _store_answer(cli, config, creds, answer)
+    return answer.get("Status", "")
 
 
-def _store_answer(config: dict, creds: dict, answer: dict) -> None:
+UNENCRYPTED_WARNING = """
+WARNING! Your credentials are stored unencrypted in '{}'.
+Configure a credential helper to remove this warning. See
+https://docs.docker.com/go/credential-store/
+
+"""
+
+
+def _store_answer(cli: Cli, config: dict, creds: dict, answer: dict) -> None:
     creds = dict(creds)
     if answer.get("IdentityToken"):
         creds["password"] = ""
         creds["identitytoken"] = answer["IdentityToken"]
     try:
-        store_credentials(config, creds)
+        in_the_clear = store_credentials(config, creds)
     except (OSError, StatusError) as e:
         raise StatusError(f"Error saving credentials: {e}") from None
+    if in_the_clear:
+        cli.err.write(UNENCRYPTED_WARNING.format(config_path()))
 
 
 def _read_secret(cli: Cli) -> str:

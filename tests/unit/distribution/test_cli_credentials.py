@@ -29,8 +29,12 @@ def test_no_credentials_sends_empty_object(docker_config):
 
 def test_store_then_send(docker_config):
     config = {"psFormat": "table {{.ID}}"}
-    cli_dist.store_credentials(config, {"username": "user", "password": "secret",
-                                        "serveraddress": "127.0.0.1:5000"})
+    creds = {"username": "user", "password": "secret", "serveraddress": "127.0.0.1:5000"}
+    assert cli_dist.store_credentials(config, creds) is True   # a password in the file
+    written = os.stat(docker_config / "config.json").st_ino
+    # the same again: nothing written (docker's fileStore), nothing to warn of
+    assert cli_dist.store_credentials(cli_dist.load_config(), creds) is False
+    assert os.stat(docker_config / "config.json").st_ino == written
     saved = json.loads((docker_config / "config.json").read_text())
     assert saved == {"psFormat": "table {{.ID}}",
                      "auths": {"127.0.0.1:5000": {"auth": base64.b64encode(b"user:secret").decode()}}}
@@ -76,8 +80,8 @@ json.dump(store, open({str(store)!r}, "w"))
     docker_config.mkdir()
     (docker_config / "config.json").write_text(json.dumps({"credHelpers": {"127.0.0.1:5000": "fake"}}))
     assert decode(cli_dist.registry_auth("127.0.0.1:5000")) == {}
-    cli_dist.store_credentials(cli_dist.load_config(), {
-        "username": "user", "password": "secret", "serveraddress": "127.0.0.1:5000"})
+    assert cli_dist.store_credentials(cli_dist.load_config(), {
+        "username": "user", "password": "secret", "serveraddress": "127.0.0.1:5000"}) is False
     assert json.loads(store.read_text())["127.0.0.1:5000"] == {
         "ServerURL": "127.0.0.1:5000", "Username": "user", "Secret": "secret"}
     saved = json.loads((docker_config / "config.json").read_text())

@@ -41,6 +41,9 @@ class Terminal:
     def fileno(self) -> int:
         return self.secondary
 
+    def isatty(self) -> bool:
+        return os.isatty(self.secondary)
+
     def readline(self) -> str:
         self.echoed.append(bool(termios.tcgetattr(self.secondary)[3] & termios.ECHO))
         return self.file.readline()
@@ -260,3 +263,47 @@ def test_an_interrupted_prompt_ends_quietly_with_status_0(terminal, monkeypatch)
         prompt.prompt_for_credentials(cli, "", "", "", REGISTRY)
     assert (e.value.message, e.value.status) == ("", 0)
     assert cli.out.getvalue() == "Username: \n"
+
+
+# --- login with stored credentials ---------------------------------------------------
+
+
+class FakeAuth:
+    """POST /auth: "Login Succeeded" for `accept`, else an error of `status`."""
+
+    def __init__(self, accept: dict, status: int):
+        self.accept = accept
+        self.status = status
+        self.sent: list[dict] = []
+
+    def post(self, path, body=None, **_):
+        assert path == "/auth"
+        self.sent.append(body)
+        if body != self.accept:
+            raise APIError(self.status, "login attempt failed")
+        return {"IdentityToken": "", "Status": "Login Succeeded"}
+
+
+@pytest.mark.parametrize("status, said", [
+    (401, "Stored credentials invalid or expired\n"),
+    (500, "Login did not succeed, error: Error response from daemon: login attempt failed\n")])
+def test_refused_stored_credentials_are_said_then_asked_for(docker_config, terminal, status,
+                                                            said):
+    store(docker_config, "tester", "stale")
+    typed = {"username": "tester", "password": "fresh", "serveraddress": REGISTRY}
+    daemon = FakeAuth(accept=typed, status=status)
+    cli = make_cli(terminal)
+    cli._client = daemon
+    terminal.type("\nfresh\n")
+    assert cli_dist.login(cli, [REGISTRY], "dockyard login") == 0
+    assert daemon.sent == [{"username": "tester", "password": "stale",
+                            "serveraddress": REGISTRY}, typed]
+    config = docker_config / "config.json"
+    assert cli.err.getvalue() == (
+        "Authenticating with existing credentials... [Username: tester]\n\n Info -> To login "
+        "with a different account, run 'docker logout' followed by 'docker login'\n\n\n" + said
+        + f"\nWARNING! Your credentials are stored unencrypted in '{config}'.\nConfigure a "
+        "credential helper to remove this warning. See\nhttps://docs.docker.com/go/"
+        "credential-store/\n\n")
+    assert cli.out.getvalue() == "Username (tester): Password: \nLogin Succeeded\n"
+    assert cli_dist.get_credentials(cli_dist.load_config(), REGISTRY)["password"] == "fresh"
