@@ -203,13 +203,16 @@ class DistributionService:
             are walked once per push, at the first layer that asks."""
             nonlocal sources
             if sources is None:
-                sources = {}
+                # Layers upload in parallel: the map is shown to the others
+                # only once it is whole (two that both build it agree).
+                built: dict[str, list[str]] = {}
                 for image in svc.images:
                     paths = [r.path for r in svc.images.refs_of(image.id)
                              if r.digest and r.domain == domain]
                     for layer in layers_of(image.id) if paths else ():
-                        found = sources.setdefault(layer.blob_digest, [])
+                        found = built.setdefault(layer.blob_digest, [])
                         found.extend(p for p in paths if p not in found)
+                sources = built
             return sources.get(blob_digest, [])
 
         return PushSource(svc.content, layers_of, mount_sources, self.v2metadata, domain)
