@@ -306,9 +306,11 @@ class Puller:
             response = self._reopen(layer.digest, offset) if offset else \
                 self.repo.open_blob(layer.digest)
         except Exception:
-            # dockerd asks for the blob at its progress reader's first read,
-            # which reports it, without counts, as it fails
-            self.emit(progress.update(layer.id, "Downloading"))
+            # dockerd asks for a fresh blob at its progress reader's first
+            # read, which reports it, without counts, as it fails (a resumed
+            # one it asks for before that reader exists: nothing is shown)
+            if not offset:
+                self.emit(progress.update(layer.id, "Downloading"))
             raise
         total = layer.size or int(response.header("Content-Length") or 0)
         resumes = 0

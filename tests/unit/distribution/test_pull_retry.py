@@ -170,6 +170,36 @@ def test_bad_bytes_from_a_resumed_download_start_it_over(tmp_path):
     assert retries(messages) == countdown(5)
 
 
+class RefusedResume:
+    """Breaks the first body after 100 bytes, refuses the next two range
+    requests with a 500, then serves the rest."""
+
+    def __init__(self):
+        self.requests: list[str] = []
+
+    def open_blob(self, digest: str, headers: dict[str, str] | None = None):
+        wanted = (headers or {}).get("Range", "")
+        self.requests.append(wanted)
+        if len(self.requests) == 1:
+            return Breaking(BLOB.data[:100])
+        if len(self.requests) <= 3:
+            raise SERVER_ERROR
+        return Body(BLOB.data[100:], 206)
+
+
+def test_a_failed_resume_shows_no_empty_downloading(tmp_path):
+    """dockerd seeks a resumed blob before its progress reader exists: a
+    refused range request shows no "Downloading" as a refused fresh one does."""
+    repo = RefusedResume()
+    messages: list[dict] = []
+    p = puller(tmp_path, repo, messages, retry_tick=0)
+    p._download(LAYER, set())
+    assert p.target.content.exists(BLOB.digest)
+    assert repo.requests == ["", "bytes=100-", "bytes=100-", "bytes=100-"]
+    assert retries(messages) == countdown(5, 10)
+    assert {"status": "Downloading", "progressDetail": {}, "id": LAYER.id} not in messages
+
+
 def test_the_countdown_ends_when_the_client_goes(tmp_path):
     """With real seconds (60 of them per tick here), a cancel ends the wait."""
     repo = Failing(SERVER_ERROR)
