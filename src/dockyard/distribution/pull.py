@@ -306,9 +306,9 @@ class Puller:
             response = self._reopen(layer.digest, offset) if offset else \
                 self.repo.open_blob(layer.digest)
         except Exception:
-            # dockerd asks for a fresh blob at its progress reader's first
-            # read, which reports it, without counts, as it fails (a resumed
-            # one it asks for before that reader exists: nothing is shown)
+            # dockerd's size query of a fresh blob fails quietly, and its
+            # progress reader's first read reports the failure, without
+            # counts; a resumed one fails before that reader exists
             if not offset:
                 self.emit(progress.update(layer.id, "Downloading"))
             raise
