@@ -19,6 +19,7 @@ import threading
 from typing import Callable
 
 from dockyard import __version__, errdefs
+from dockyard.daemon.config import Config
 from dockyard.daemon.images import ImageService
 from dockyard.distribution import platforms, progress
 from dockyard.distribution.authconfig import AuthConfig
@@ -57,17 +58,14 @@ class DistributionService:
             images.layout.distribution_metadata if images is not None else None)
 
     @classmethod
-    def from_config(cls, images: ImageService, config,
+    def from_config(cls, images: ImageService, config: Config,
                     events: Callable[..., None] | None = None) -> "DistributionService":
         """From the daemon's Config (`--insecure-registry`, `--registry-mirror`,
         `--max-concurrent-downloads`, `--max-concurrent-uploads`, `--max-download-attempts`)."""
-        registries = ServiceConfig(list(getattr(config, "insecure_registries", None) or []),
-                                   list(getattr(config, "registry_mirrors", None) or []),
+        registries = ServiceConfig(list(config.insecure_registries), list(config.registry_mirrors),
                                    os.environ.get("DOCKYARD_HUB_ENDPOINT") or DEFAULT_V2_REGISTRY)
-        return cls(images, registries, events,
-                   getattr(config, "max_concurrent_downloads", MAX_DOWNLOADS),
-                   getattr(config, "max_concurrent_uploads", MAX_UPLOADS),
-                   getattr(config, "max_download_attempts", MAX_DOWNLOAD_RETRIES))
+        return cls(images, registries, events, config.max_concurrent_downloads,
+                   config.max_concurrent_uploads, config.max_download_attempts)
 
     # -- pull --------------------------------------------------------------------------
     def pull_reference(self, image: str, tag: str) -> Reference:

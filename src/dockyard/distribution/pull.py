@@ -169,18 +169,18 @@ class Puller:
         config_digest = config_desc.get("digest", "")
         if self.target.has_image(config_digest):
             return config_digest
+        descs = manifest.doc.get("layers") or []
         try:
             config_raw = self._config(config_digest)
         except ConfigPullFailed:
             # dockerd fetches the config while the layers start: theirs is
             # the first word, the config's error the last.
-            for d in manifest.doc.get("layers") or []:
+            for d in descs:
                 self.emit(progress.update(progress.short_id(d.get("digest", "")),
                                           "Pulling fs layer"))
             raise
         config = json.loads(config_raw)
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-        descs = manifest.doc.get("layers") or []
         if len(descs) != len(diff_ids):
             raise RegistryFailure("layers from manifest don't match image configuration")
         if config.get("os", "linux") != "linux":

@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import os
 
-from dockyard.linux import namespaces, rlimits, syscalls
+from dockyard.linux import namespaces, rlimits, signals, syscalls
 from dockyard.runtime.init import (InitError, _finalize_process, _setup_console, _step,
-                                   default_signal_dispositions, errtext, send)
+                                   errtext, send)
 from dockyard.runtime.ocicli.bundle import InitConfig
 from dockyard.runtime.ocicli.log import trace
 
@@ -118,7 +118,7 @@ def process(cfg: InitConfig) -> "NoReturn":  # noqa: F821
     """Runs in P2, inside every namespace of the container. Never returns."""
     try:
         trace("exec: process")
-        default_signal_dispositions()
+        signals.reset()
         # A session of its own, as runc's nsexec gives every container
         # process: no terminal of the caller's reaches it, and a console pty
         # becomes its controlling terminal.

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 
-from dockyard.linux import capabilities, devices, namespaces, rlimits, rootfs, syscalls, user
+from dockyard.linux import (capabilities, devices, namespaces, rlimits, rootfs, signals,
+                           syscalls, user)
 from dockyard.runtime.ocicli.bundle import InitConfig, goq
 from dockyard.runtime.ocicli.log import trace
 
@@ -103,31 +103,13 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
-def default_signal_dispositions() -> None:
-    """Every signal to its default action, and none blocked, whatever the
-    daemon was started with. Python handles SIGINT and ignores SIGPIPE and
-    SIGXFSZ; a daemon started by nohup, or as a shell's background job,
-    ignores SIGHUP, SIGINT and SIGQUIT. An ignored signal stays ignored
-    across execve, and a shell may not trap a signal ignored when it
-    started: `trap ... HUP` in the container would do nothing."""
-    # Every number, not valid_signals(): that leaves out 32 and 33.
-    for sig in range(1, signal.NSIG):
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
-            continue
-        try:
-            signal.signal(sig, signal.SIG_DFL)
-        except OSError:  # one the C library keeps for itself (32, 33)
-            syscalls.sigaction(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
-
-
 # -- P2: the container init -------------------------------------------------------
 
 def init(cfg: InitConfig) -> "NoReturn":  # noqa: F821
     """Runs in P2 (PID 1 of a new pid namespace). Never returns."""
     ready = False
     try:
-        default_signal_dispositions()
+        signals.reset()
         # A session of our own: no terminal of the caller's can reach us, and
         # a console pty can become our controlling terminal.
         os.setsid()

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from dockyard.daemon.distribution import DistributionService
-from dockyard.daemon.images import ImageService
 from dockyard.distribution.endpoints import ServiceConfig
 from dockyard.distribution.errors import BlobUnknown, ConfigPullFailed, UnexpectedStatus
 from dockyard.distribution.pull import Puller
 from dockyard.distribution.progress import short_id
 from dockyard.image import reference
-from dockyard.store.layout import Layout
 from pull_fakes import FakeRepository, gzip_layer, layer_tar, sha256
 
 LAYER = gzip_layer(layer_tar(("etc/hello", b"hello\n")))
@@ -34,13 +30,6 @@ class Waits(threading.Event):
     def wait(self, timeout=None) -> bool:
         self.asked.append(timeout)
         return False
-
-
-@pytest.fixture
-def images(tmp_path):
-    layout = Layout(str(tmp_path / "root"))
-    layout.create()
-    return ImageService(layout)
 
 
 def pull(images, repo: FakeRepository, config_fails: list[BaseException],

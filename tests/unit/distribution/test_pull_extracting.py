@@ -6,26 +6,16 @@ from __future__ import annotations
 import os
 import threading
 
-import pytest
-
 from dockyard.daemon.distribution import DistributionService
 from dockyard.daemon.images import ImageService
 from dockyard.distribution import progress
 from dockyard.distribution.endpoints import ServiceConfig
 from dockyard.distribution.pull import Puller
 from dockyard.image import reference
-from dockyard.store.layout import Layout
 from pull_fakes import FakeRepository, gzip_layer, layer_tar
 
 # Random bytes do not compress: the blob is as big as the file, 3 MB.
 BIG = gzip_layer(layer_tar(("data/big", os.urandom(3_000_000)), ("etc/hello", b"hi\n")))
-
-
-@pytest.fixture
-def images(tmp_path):
-    layout = Layout(str(tmp_path / "root"))
-    layout.create()
-    return ImageService(layout)
 
 
 def pull(images: ImageService, repo: FakeRepository, label: str) -> list[dict]:

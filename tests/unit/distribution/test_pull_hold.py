@@ -18,20 +18,12 @@ from dockyard.distribution.errors import BlobUnknown
 from dockyard.distribution.pull import Cancelled, Puller
 from dockyard.image import reference
 from dockyard.storage.layer import chain_ids
-from dockyard.store.layout import Layout
 from pull_fakes import FakeRepository, gzip_layer, layer_tar
 
 BASE = gzip_layer(layer_tar(("etc/base", b"base\n")))
 TOP = gzip_layer(layer_tar(("etc/top", b"top\n")))
 OTHER = gzip_layer(layer_tar(("etc/other", b"other\n")))
 WAIT = 10  # seconds a step may take before the test gives up
-
-
-@pytest.fixture
-def images(tmp_path):
-    layout = Layout(str(tmp_path / "root"))
-    layout.create()
-    return ImageService(layout)
 
 
 class Pause:

@@ -135,21 +135,20 @@ def test_bad_bytes_from_one_piece_are_not_retried(tmp_path):
     assert len(repo.requests) == 1 and retries(messages) == []
 
 
-class Resumed:
-    """Breaks the first body after 100 bytes, then answers the range request
-    with bytes that do not match; whole requests after that are served right."""
+class Scripted:
+    """Answers blob requests from a script, in order: a body to serve or an
+    error to raise; records each request's Range ("" for the whole blob)."""
 
-    def __init__(self):
+    def __init__(self, *answers: Body | BaseException):
+        self.answers = list(answers)
         self.requests: list[str] = []
 
     def open_blob(self, digest: str, headers: dict[str, str] | None = None):
-        wanted = (headers or {}).get("Range", "")
-        self.requests.append(wanted)
-        if len(self.requests) == 1:
-            return Breaking(BLOB.data[:100])
-        if wanted:
-            return Body(b"\0" * (len(BLOB.data) - 100), 206)
-        return Body(BLOB.data)
+        self.requests.append((headers or {}).get("Range", ""))
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
 
 class Breaking(Body):
@@ -161,7 +160,10 @@ class Breaking(Body):
 
 
 def test_bad_bytes_from_a_resumed_download_start_it_over(tmp_path):
-    repo = Resumed()
+    """The first body breaks after 100 bytes, the range request answers bytes
+    that do not match; the whole blob asked for after that is right."""
+    repo = Scripted(Breaking(BLOB.data[:100]), Body(b"\0" * (len(BLOB.data) - 100), 206),
+                    Body(BLOB.data))
     messages: list[dict] = []
     p = puller(tmp_path, repo, messages, retry_tick=0)
     p._download(LAYER, set())
@@ -170,27 +172,12 @@ def test_bad_bytes_from_a_resumed_download_start_it_over(tmp_path):
     assert retries(messages) == countdown(5)
 
 
-class RefusedResume:
-    """Breaks the first body after 100 bytes, refuses the next two range
-    requests with a 500, then serves the rest."""
-
-    def __init__(self):
-        self.requests: list[str] = []
-
-    def open_blob(self, digest: str, headers: dict[str, str] | None = None):
-        wanted = (headers or {}).get("Range", "")
-        self.requests.append(wanted)
-        if len(self.requests) == 1:
-            return Breaking(BLOB.data[:100])
-        if len(self.requests) <= 3:
-            raise SERVER_ERROR
-        return Body(BLOB.data[100:], 206)
-
-
 def test_a_failed_resume_shows_no_empty_downloading(tmp_path):
     """dockerd seeks a resumed blob before its progress reader exists: a
-    refused range request shows no "Downloading" as a refused fresh one does."""
-    repo = RefusedResume()
+    refused range request shows no "Downloading" as a refused fresh one does.
+    The first body breaks after 100 bytes, two range requests are refused."""
+    repo = Scripted(Breaking(BLOB.data[:100]), SERVER_ERROR, SERVER_ERROR,
+                    Body(BLOB.data[100:], 206))
     messages: list[dict] = []
     p = puller(tmp_path, repo, messages, retry_tick=0)
     p._download(LAYER, set())

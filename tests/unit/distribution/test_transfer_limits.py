@@ -10,23 +10,14 @@ import pytest
 
 from dockyard.daemon.config import ConfigError, Config, load
 from dockyard.daemon.distribution import DistributionService
-from dockyard.daemon.images import ImageService
 from dockyard.distribution.endpoints import ServiceConfig
 from dockyard.distribution.errors import UnexpectedStatus
 from dockyard.distribution.pull import Puller
 from dockyard.image import reference
-from dockyard.store.layout import Layout
 from harness import wait_for
 from pull_fakes import FakeRepository, gzip_layer, layer_tar
 
 LAYERS = [gzip_layer(layer_tar((f"layer/{n}", b"%d\n" % n))) for n in range(5)]
-
-
-@pytest.fixture
-def images(tmp_path):
-    layout = Layout(str(tmp_path / "root"))
-    layout.create()
-    return ImageService(layout)
 
 
 class Holding(FakeRepository):
